@@ -1,0 +1,1 @@
+"""pyperf benchmarks of the worker's hot paths; see perf/README.md."""
