@@ -386,7 +386,7 @@ def test_killed_controller_makes_the_worker_exit() -> None:
 
 
 def test_broken_install_exits_40(tmp_path: Path) -> None:
-    """A dependency that fails to import is a start-up failure: exit code 40, not a traceback's 1."""
+    """A dependency that fails to import is a start-up failure: exit 40, not a traceback's 1."""
     (tmp_path / "msgpack.py").write_text("raise ImportError('msgpack is broken here')\n")
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
     result = subprocess.run([sys.executable, "-m", "worker"], cwd=ROOT, env=env,

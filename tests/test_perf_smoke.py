@@ -1,0 +1,49 @@
+"""The channel benchmarks still run: each once, in pyperf's one-value debug mode.
+
+A smoke test only (STYLE.md: benchmarks are never timed assertions in tests/): it checks that
+each script exits 0 and reports every benchmark it should, not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from perf.bm_channel_codec import benchmark_names
+from perf.bm_request_roundtrip import BENCHMARK_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_benchmark(module: str, *args: str) -> str:
+    """``python -m <module> --debug-single-value``: one value, one loop, one process each."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--debug-single-value", "--quiet", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, f"{module} exited {proc.returncode}:\n{proc.stderr}"
+    return proc.stdout
+
+
+def reported(stdout: str) -> list[str]:
+    """The benchmark names pyperf printed a result for (``name: value``), in order."""
+    return [line.partition(":")[0] for line in stdout.splitlines()
+            if line.startswith(("codec_", "roundtrip_"))]
+
+
+def test_channel_codec_benchmark_runs() -> None:
+    stdout = run_benchmark("perf.bm_channel_codec")
+    names = benchmark_names()
+    assert len(names) == 15
+    assert reported(stdout) == names
+
+
+def test_request_roundtrip_benchmark_runs() -> None:
+    stdout = run_benchmark("perf.bm_request_roundtrip")
+    assert reported(stdout) == list(BENCHMARK_NAMES)
+    summary = stdout.strip().splitlines()[-1]
+    assert summary.startswith("summary: router.dump round trips/s: 1 in flight "), summary
