@@ -2,8 +2,8 @@
 
 The C lives in real files beside this script, one header and one source per area (classify, RTP,
 RTCP, STUN, socket batches). cffi reads the headers with their preprocessor lines skipped, so the
-declarations in them must stand without macros. ``worker/_fast.py`` is the only module that
-imports the compiled extension. Set ``MW_SANITIZE=1`` to build with AddressSanitizer and UBSan.
+declarations in them must stand without macros. ``worker/_fast/_lib.py`` is the only module
+that imports the compiled extension. Set ``MW_SANITIZE=1`` to build with AddressSanitizer and UBSan.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 AREAS = ["fast", "rtp", "rtcp", "stun", "sockio"]
 HEADERS = [f"{area}.h" for area in AREAS]
-SOURCES = [f"{area}.c" for area in AREAS]
+SOURCES = [*(f"{area}.c" for area in AREAS), "rtcp_build.c"]
+PRIVATE_HEADERS = ["rtcp_wire.h"]  # shared by some sources, not part of the cffi declarations
 
 
 def _cdef_text(header: Path) -> str:
@@ -51,7 +52,7 @@ ffibuilder.set_source(
     "worker._fastlib",
     "\n".join(f'#include "{header}"' for header in HEADERS),
     sources=[_source_path(name) for name in SOURCES],
-    depends=[_source_path(name) for name in HEADERS],
+    depends=[_source_path(name) for name in HEADERS + PRIVATE_HEADERS],
     include_dirs=[str(HERE)],
     extra_compile_args=_compile_args(),
     extra_link_args=_link_args(),

@@ -47,6 +47,8 @@ def test_fixtures_classify_by_directory() -> None:
     seen = 0
     for folder, kind in expected.items():
         for path in sorted((FIXTURES / folder).glob("*.bin")):
+            if "malformed" in path.name:  # kept for the parsers' error paths
+                continue
             data = path.read_bytes()
             assert classify(data) == kind, path.name
             assert ref.classify(data) == int(kind), path.name
