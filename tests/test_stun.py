@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from tests.reference import stun as ref
 from worker import _fast
-from worker._fast import stun as _fast_stun
 from worker._fast import (
     StunClass,
     StunMessageView,
@@ -30,6 +29,7 @@ from worker._fast import (
     check_message_integrity,
     parse_stun,
 )
+from worker._fast import stun as _fast_stun
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stun"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.bin"))
