@@ -31,3 +31,17 @@ int mw_classify(const uint8_t *buf, size_t len)
     }
     return MW_KIND_OTHER;
 }
+
+void mw_classify_slots(const uint8_t *slab, size_t slab_len, size_t slot_size,
+                       const uint32_t *slots, const uint32_t *lengths, uint32_t n,
+                       uint8_t *kinds)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        size_t start = (size_t)slots[i] * slot_size;
+        size_t len = lengths[i];
+        if (slab == NULL || len > slot_size || start > slab_len || len > slab_len - start)
+            kinds[i] = MW_KIND_OTHER;
+        else
+            kinds[i] = (uint8_t)mw_classify(slab + start, len);
+    }
+}

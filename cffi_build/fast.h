@@ -18,4 +18,11 @@ enum mw_kind {
 /* Classify one datagram. Never reads past buf[len - 1]. */
 int mw_classify(const uint8_t *buf, size_t len);
 
+/* Classify n datagrams held in fixed-size slots of a slab (a receive batch): datagram i is
+ * lengths[i] bytes at slab + slots[i] * slot_size. kinds[i] gets its enum mw_kind; a datagram
+ * that does not lie inside the slab is MW_KIND_OTHER. */
+void mw_classify_slots(const uint8_t *slab, size_t slab_len, size_t slot_size,
+                       const uint32_t *slots, const uint32_t *lengths, uint32_t n,
+                       uint8_t *kinds);
+
 #endif

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.reference import classify as ref
-from worker._fast import Kind, classify
+from worker._fast import Kind, classify, ffi, lib
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -67,3 +67,26 @@ def test_every_first_two_bytes_agree(first: int, second: int, rest: bytes) -> No
     data = bytes([first, second]) + rest
     assert int(classify(data)) == ref.classify(data)
     assert int(classify(memoryview(bytearray(data)))) == ref.classify(data)
+
+
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=16))
+def test_slot_batch_agrees_with_single_calls(datagrams: list[bytes]) -> None:
+    """mw_classify_slots over a slab equals classify per datagram; out-of-slab entries: OTHER."""
+    slot_size = 64
+    slab = bytearray(slot_size * len(datagrams))
+    slots = ffi.new("uint32_t[]", len(datagrams) + 2)
+    lengths = ffi.new("uint32_t[]", len(datagrams) + 2)
+    kinds = ffi.new("uint8_t[]", len(datagrams) + 2)
+    order = list(range(len(datagrams)))[::-1]  # slots used out of order
+    for i, data in enumerate(datagrams):
+        start = order[i] * slot_size
+        slab[start : start + len(data)] = data
+        slots[i] = order[i]
+        lengths[i] = len(data)
+    n = len(datagrams)
+    slots[n], lengths[n] = len(datagrams), 4  # a slot past the slab
+    slots[n + 1], lengths[n + 1] = 0, slot_size + 1  # longer than a slot
+    lib.mw_classify_slots(ffi.from_buffer(slab), len(slab), slot_size, slots, lengths, n + 2,
+                          kinds)
+    assert [kinds[i] for i in range(n)] == [ref.classify(d) for d in datagrams]
+    assert (kinds[n], kinds[n + 1]) == (int(Kind.OTHER), int(Kind.OTHER))

@@ -18,8 +18,15 @@ class Kind(IntEnum):
     RTCP = lib.MW_KIND_RTCP
 
 
+_KINDS: tuple[Kind, ...] = tuple(sorted(Kind))
+
+
 def classify(data: Buffer) -> Kind:
-    """Classify one datagram (STUN, DTLS, RTP, RTCP or other)."""
-    return Kind(lib.mw_classify(ffi.from_buffer(data), len(data)))
+    """Classify one datagram (STUN, DTLS, RTP, RTCP or other).
+
+    For the control plane and tests: a receive batch is classified in one C call by
+    ``RecvBatch.classify``."""
+    code: int = lib.mw_classify(data if type(data) is bytes else ffi.from_buffer(data), len(data))
+    return _KINDS[code]
 
 

@@ -82,7 +82,7 @@ class RecvBatch:
     read those arrays directly; ``view``/``source`` are for the control plane and tests."""
 
     __slots__ = ("_err", "_owner", "_slab", "_slab_len", "_view", "addrs", "capacity", "count",
-                 "err", "flags", "lengths", "slot_size", "slots")
+                 "err", "flags", "kinds", "lengths", "slot_size", "slots")
 
     def __init__(self, slab: Buffer, slot_size: int, capacity: int = 64) -> None:
         if not 0 < capacity <= SOCKIO_MAX_RECV:
@@ -100,6 +100,7 @@ class RecvBatch:
         self.lengths: Any = ffi.new("uint32_t[]", capacity)
         self.addrs: Any = ffi.new("struct mw_sockio_addr[]", capacity)
         self.flags: Any = ffi.new("uint8_t[]", capacity)
+        self.kinds: Any = ffi.new("uint8_t[]", capacity)
         self._err: Any = ffi.new("int *")
         self.count = 0  # datagrams the last recv received
         self.err = 0  # errno of the last recv: 0, EAGAIN (socket empty) or the socket's error
@@ -126,6 +127,13 @@ class RecvBatch:
             got = 0
         self.count = got
         return got
+
+    def classify(self) -> Any:
+        """Classify every datagram of the last batch in one C call (RFC 7983); returns the
+        ``kinds`` array (``enum mw_kind`` values; see ``worker._fast.Kind``)."""
+        lib.mw_classify_slots(self._slab, self._slab_len, self.slot_size, self.slots,
+                              self.lengths, self.count, self.kinds)
+        return self.kinds
 
     def view(self, i: int) -> memoryview:
         """The bytes of datagram ``i`` of the last batch, inside its slot."""
