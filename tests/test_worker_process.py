@@ -178,10 +178,11 @@ def test_every_protocol_method_is_answered() -> None:
 def test_unimplemented_methods_say_so() -> None:
     with WorkerProcess() as proc:
         proc.ok("worker.createRouter", data={"routerId": "r1", "mediaCodecs": []})
-        response = proc.request("router.createWebRtcTransport", "r1", {})
+        response = proc.request("router.createPlainTransport", "r1", {"transportId": "t"})
         assert response["accepted"] is False and response["error"] == "Error"
-        assert "not implemented yet" in response["reason"]
-        response = proc.request("worker.createWebRtcServer", "", {"webRtcServerId": "s"})
+        assert response["reason"] == ("router.createPlainTransport is not implemented yet "
+                                      "[method:router.createPlainTransport]")
+        response = proc.request("router.canConsume", "r1", {})
         assert "not implemented yet" in response["reason"]
 
 
@@ -394,3 +395,23 @@ def test_broken_install_exits_40(tmp_path: Path) -> None:
     assert result.returncode == 40
     assert result.stdout == b""
     assert b"msgpack is broken here" in result.stderr
+
+
+def test_dtls_certificate_files(tmp_path: Path) -> None:
+    """PEM files given on the command line are used; files that are not a certificate: exit 40."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    from worker.certificate import DtlsCertificate  # noqa: PLC0415
+
+    generated = DtlsCertificate.generate()
+    cert = tmp_path / "cert.pem"
+    key = tmp_path / "key.pem"
+    cert.write_bytes(generated.certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(generated.private_key.private_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with WorkerProcess([f"--dtlsCertificateFile={cert}", f"--dtlsPrivateKeyFile={key}"]) as proc:
+        assert proc.ok("worker.dump")["pid"] == proc.pid
+    result = run_worker(f"--dtlsCertificateFile={key}", f"--dtlsPrivateKeyFile={cert}")
+    assert result.returncode == 40
+    assert b"certificate" in result.stderr

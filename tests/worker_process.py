@@ -86,7 +86,8 @@ class WorkerProcess:
     def wait_response(self, request_id: int, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            message = self.read_message(timeout=max(0.0, deadline - time.monotonic()))
+            message: dict[str, Any] = self.read_message(
+                timeout=max(0.0, deadline - time.monotonic()))
             if message.get("id") == request_id:
                 return message
             self._keep(message)

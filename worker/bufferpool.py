@@ -68,6 +68,38 @@ class BufferPool:
         self.high_water = max(self.high_water, in_use)
         return slot
 
+    def acquire_batch(self, count: int) -> list[int]:
+        """Lend up to ``count`` slots at once (fewer when the pool runs short, and then the
+        shortfall is counted as one ``exhausted``)."""
+        if count <= 0:
+            return []
+        free = self._free
+        take = min(count, len(free))
+        if take < count:
+            self.exhausted += 1
+        if not take:
+            return []
+        slots = free[-take:]
+        del free[-take:]
+        lent = self._lent
+        for slot in slots:
+            lent[slot] = 1
+        in_use = self.capacity - len(free)
+        self.high_water = max(self.high_water, in_use)
+        return slots
+
+    def release_batch(self, slots: list[int]) -> None:
+        """Give back slots lent by :meth:`acquire_batch` (or :meth:`acquire`)."""
+        lent = self._lent
+        for slot in slots:  # check all first: a misuse changes nothing
+            if not (isinstance(slot, int) and 0 <= slot < self.capacity) or not lent[slot]:
+                raise PoolMisuseError(f"pool {self.name!r}: slot {slot!r} released but not lent")
+        if len(set(slots)) != len(slots):
+            raise PoolMisuseError(f"pool {self.name!r}: a slot is released twice in one batch")
+        for slot in slots:
+            lent[slot] = 0
+        self._free.extend(slots)
+
     def release(self, slot: int) -> None:
         """Give a lent slot back."""
         if not (isinstance(slot, int) and 0 <= slot < self.capacity):
@@ -79,7 +111,7 @@ class BufferPool:
 
     def view(self, slot: int) -> memoryview:
         """The memory of a lent slot."""
-        if not self._lent[slot]:
+        if not (isinstance(slot, int) and 0 <= slot < self.capacity) or not self._lent[slot]:
             raise PoolMisuseError(f"pool {self.name!r}: slot {slot} used but not lent")
         start = slot * self.slot_size
         return self._view[start : start + self.slot_size]

@@ -11,12 +11,14 @@ closes the children first, then unregisters the entity and tells its parent thro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from channel.protocol import METHODS
 from worker.bufferpool import PoolSet
+from worker.certificate import DtlsCertificate
 from worker.errors import NotImplementedYetError, WorkerError, WorkerTypeError
 from worker.logger import Logger
 from worker.registry import Registry
@@ -38,6 +40,8 @@ class Context:
     logger: Logger
     settings: Settings
     pools: PoolSet
+    loop: asyncio.AbstractEventLoop
+    certificate: DtlsCertificate
 
 
 def handles(method: str) -> Callable[[H], H]:

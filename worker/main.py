@@ -18,6 +18,7 @@ from typing import Final
 from channel.protocol import EXIT_OK, EXIT_SETTINGS_ERROR, EXIT_STARTUP_FAILURE
 from worker import __version__
 from worker.bufferpool import default_pools
+from worker.certificate import DtlsCertificate
 from worker.channel_endpoint import ChannelEndpoint
 from worker.channel_io import ChannelReader, ChannelWriter
 from worker.entity import Context
@@ -56,8 +57,10 @@ def _take_stdio() -> tuple[int, int]:
 class WorkerProcess:
     """Wires the channel edges, the endpoint and the Worker entity together on one loop."""
 
-    def __init__(self, settings: Settings, channel_in: int, channel_out: int) -> None:
+    def __init__(self, settings: Settings, certificate: DtlsCertificate, channel_in: int,
+                 channel_out: int) -> None:
         self.settings = settings
+        self.certificate = certificate
         self.logger = Logger(settings.log_level, settings.log_tags)
         self._in_fd = channel_in
         self._out_fd = channel_out
@@ -84,7 +87,8 @@ class WorkerProcess:
         await writer.open()
         endpoint = self._endpoint = ChannelEndpoint(writer.send, self.logger)
         self.logger.attach_channel(endpoint.log)
-        ctx = Context(Registry(), endpoint.notify, self.logger, self.settings, default_pools())
+        ctx = Context(Registry(), endpoint.notify, self.logger, self.settings, default_pools(),
+                      loop, self.certificate)
         worker = Worker(ctx, endpoint.counters, self.request_close)
         endpoint.bind(worker.dispatch_request, worker.dispatch_notification)
 
@@ -114,8 +118,13 @@ def _run(settings: Settings) -> int:
     # Imported here so that a broken install fails as a start-up failure (exit code 40).
     import uvloop  # noqa: PLC0415
 
+    if settings.dtls_certificate_file and settings.dtls_private_key_file:
+        certificate = DtlsCertificate.load(settings.dtls_certificate_file,
+                                           settings.dtls_private_key_file)
+    else:
+        certificate = DtlsCertificate.generate()
     channel_in, channel_out = _take_stdio()
-    process = WorkerProcess(settings, channel_in, channel_out)
+    process = WorkerProcess(settings, certificate, channel_in, channel_out)
     return uvloop.run(process.run())
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from worker.entity import Context, Entity, handles
+from worker.entity import Context, Entity, handles, require_str
+from worker.errors import WorkerError
 from worker.ortc import generate_router_rtp_capabilities
+from worker.transport import Transport
+from worker.webrtc_transport import WebRtcTransport
 
 __all__ = ["Router"]
 
@@ -24,7 +27,7 @@ class Router(Entity):
         # Validate first: a router that cannot be created is never registered.
         self.rtp_capabilities: dict[str, Any] = generate_router_rtp_capabilities(media_codecs)
         self._on_closed = on_closed
-        self.transports: dict[str, Entity] = {}
+        self.transports: dict[str, Transport] = {}
         self.rtp_observers: dict[str, Entity] = {}
         ctx.registry.register(self)
 
@@ -44,6 +47,26 @@ class Router(Entity):
     @handles("close")
     def close_request(self, data: dict[str, Any]) -> None:
         self.close()
+
+    @handles("createWebRtcTransport")
+    def create_webrtc_transport(self, data: dict[str, Any]) -> dict[str, Any]:
+        transport_id = require_str(data, "transportId")
+        self.ctx.registry.check_free(transport_id)
+        transport = WebRtcTransport(transport_id, self.ctx, data, self._transport_closed)
+        self.transports[transport_id] = transport
+        self.ctx.logger.debug(f"webRtcTransport created [transportId:{transport_id}]", tag="info")
+        return transport.dump({})
+
+    @handles("closeTransport")
+    def close_transport(self, data: dict[str, Any]) -> None:
+        transport_id = require_str(data, "transportId")
+        transport = self.transports.get(transport_id)
+        if transport is None:
+            raise WorkerError(f"transport {transport_id!r} not found")
+        transport.close()
+
+    def _transport_closed(self, transport: Transport) -> None:
+        self.transports.pop(transport.id, None)
 
     def close_children(self) -> None:
         for transport in list(self.transports.values()):

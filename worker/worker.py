@@ -18,6 +18,7 @@ from worker.entity import Context, Entity, handles, require_str
 from worker.errors import WorkerError, WorkerTypeError
 from worker.router import Router
 from worker.settings import SettingsError, check_log_level, check_log_tags
+from worker.webrtc_server import WebRtcServer
 
 __all__ = ["Worker", "resource_usage"]
 
@@ -54,7 +55,7 @@ class Worker(Entity):
         self._counters = counters
         self._on_close_requested = on_close_requested
         self.routers: dict[str, Router] = {}
-        self.webrtc_servers: dict[str, Entity] = {}
+        self.webrtc_servers: dict[str, WebRtcServer] = {}
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -129,6 +130,24 @@ class Worker(Entity):
         self.routers[router_id] = router
         self.ctx.logger.debug(f"router created [routerId:{router_id}]", tag="info")
         return {"rtpCapabilities": router.rtp_capabilities}
+
+    @handles("createWebRtcServer")
+    def create_webrtc_server(self, data: dict[str, Any]) -> None:
+        server_id = require_str(data, "webRtcServerId")
+        self.ctx.registry.check_free(server_id)
+        server = WebRtcServer(server_id, self.ctx, data, self._webrtc_server_closed)
+        self.webrtc_servers[server_id] = server
+
+    @handles("closeWebRtcServer")
+    def close_webrtc_server(self, data: dict[str, Any]) -> None:
+        server_id = require_str(data, "webRtcServerId")
+        server = self.webrtc_servers.get(server_id)
+        if server is None:
+            raise WorkerError(f"webRtcServer {server_id!r} not found")
+        server.close()
+
+    def _webrtc_server_closed(self, server: WebRtcServer) -> None:
+        self.webrtc_servers.pop(server.id, None)
 
     @handles("closeRouter")
     def close_router(self, data: dict[str, Any]) -> None:

@@ -1,0 +1,120 @@
+"""A UDP socket read in batches: one ``recvmmsg`` per readiness event into pool slots.
+
+The slots of a batch are lent from the ``udpRecv`` pool for the duration of the callback and
+given back before it returns: a datagram that must outlive the callback is copied by its
+consumer. When the pool is empty, datagrams are read into a private scratch buffer and dropped
+(counted), so the socket is always drained and never spins the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Final
+
+from worker._fast import Kind, RecvBatch
+from worker.bufferpool import BufferPool
+
+__all__ = ["RECV_BATCH", "UdpSocket"]
+
+RECV_BATCH: Final = 64
+MAX_BATCHES_PER_EVENT: Final = 4  # then other sockets get their turn
+_KINDS: Final = tuple(sorted(Kind))
+
+# (socket, datagram view valid during the call, source (ip, port), Kind by RFC 7983)
+DatagramHandler = Callable[["UdpSocket", memoryview, tuple[str, int], Kind], None]
+
+
+class UdpSocket:
+    """One bound, non-blocking UDP socket and its reader."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, pool: BufferPool,
+                 on_datagram: DatagramHandler) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._pool = pool
+        self._batch = RecvBatch(memoryview(pool.slab), pool.slot_size, RECV_BATCH)
+        self._scratch = bytearray(pool.slot_size)
+        self.on_datagram = on_datagram
+        self.fd = sock.fileno()
+        self.local: tuple[str, int] = sock.getsockname()[:2]
+        self.closed = False
+        self.packets_received = 0
+        self.bytes_received = 0
+        self.packets_sent = 0
+        self.bytes_sent = 0
+        self.dropped_truncated = 0
+        self.dropped_no_buffer = 0
+        self.send_errors = 0
+        loop.add_reader(self.fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        for _ in range(MAX_BATCHES_PER_EVENT):
+            if self.closed:
+                return
+            slots = self._pool.acquire_batch(RECV_BATCH)
+            if not slots:
+                self._drain_without_buffers()
+                return
+            try:
+                received = self._receive(slots)
+            finally:
+                self._pool.release_batch(slots)
+            if received < len(slots):
+                return
+
+    def _receive(self, slots: list[int]) -> int:
+        batch = self._batch
+        batch_slots = batch.slots
+        for i, slot in enumerate(slots):
+            batch_slots[i] = slot
+        received = batch.recv(self.fd, len(slots))
+        kinds = batch.classify()
+        for i in range(received):
+            if batch.truncated(i):
+                self.dropped_truncated += 1
+                continue
+            view = batch.view(i)
+            source = batch.source(i)
+            if source is None:
+                continue
+            self.packets_received += 1
+            self.bytes_received += len(view)
+            self.on_datagram(self, view, source, _KINDS[kinds[i]])
+            if self.closed:  # a handler may close the socket (its owner closing)
+                break
+        return received
+
+    def _drain_without_buffers(self) -> None:
+        for _ in range(RECV_BATCH):
+            try:
+                self._sock.recv_into(self._scratch)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self.dropped_no_buffer += 1
+
+    def send(self, data: bytes | bytearray | memoryview, address: tuple[str, int]) -> bool:
+        """Send one datagram (control traffic: STUN, DTLS); False if the kernel refused it."""
+        if self.closed:
+            return False
+        try:
+            sent = self._sock.sendto(data, address)
+        except OSError:
+            self.send_errors += 1
+            return False
+        self.packets_sent += 1
+        self.bytes_sent += sent
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._loop.remove_reader(self.fd)
+        self._sock.close()
+
+    def dump(self) -> dict[str, object]:
+        return {"ip": self.local[0], "port": self.local[1]}
