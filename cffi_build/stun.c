@@ -308,7 +308,16 @@ int mw_stun_build_binding_success(uint8_t *out, size_t cap, const uint8_t *trans
 int mw_stun_build_binding_error(uint8_t *out, size_t cap, const uint8_t *transaction_id,
                                 int code, const uint8_t *reason, size_t reason_len)
 {
+    return mw_stun_build_error_response(out, cap, transaction_id, MW_STUN_METHOD_BINDING, code,
+                                        reason, reason_len);
+}
+
+int mw_stun_build_error_response(uint8_t *out, size_t cap, const uint8_t *transaction_id,
+                                 int method, int code, const uint8_t *reason, size_t reason_len)
+{
     if (out == NULL || transaction_id == NULL || (reason == NULL && reason_len != 0))
+        return MW_STUN_BUILD_BAD_ARGUMENT;
+    if (method < 0 || method > 0xFFF)
         return MW_STUN_BUILD_BAD_ARGUMENT;
     if (code < 300 || code > 699 || reason_len > MW_STUN_REASON_MAX_BYTES)
         return MW_STUN_BUILD_BAD_ARGUMENT;
@@ -317,8 +326,10 @@ int mw_stun_build_binding_error(uint8_t *out, size_t cap, const uint8_t *transac
     if (cap < off + INTEGRITY_ATTR_BYTES + FINGERPRINT_ATTR_BYTES)
         return MW_STUN_BUILD_NO_ROOM;
 
-    /* Binding (0x001), class error: C1 and C0 set. */
-    write_header(out, 0x0111, off, transaction_id);
+    /* The method's bits around the class bits (RFC 5389 6), class error: C1 and C0 set. */
+    uint32_t m = (uint32_t)method;
+    uint32_t type = (m & 0x000Fu) | ((m & 0x0070u) << 1) | ((m & 0x0F80u) << 2) | 0x0110u;
+    write_header(out, type, off, transaction_id);
     uint8_t *a = out + MW_STUN_HEADER_BYTES;
     write16(a, MW_STUN_ATTRIBUTE_ERROR_CODE);
     write16(a + 2, (uint32_t)(4 + reason_len));

@@ -117,6 +117,10 @@ int mw_stun_build_binding_success(uint8_t *out, size_t cap, const uint8_t *trans
                                   int family, const uint8_t *address, uint16_t port);
 int mw_stun_build_binding_error(uint8_t *out, size_t cap, const uint8_t *transaction_id,
                                 int code, const uint8_t *reason, size_t reason_len);
+/* The same error response for a request of any method (0..0xFFF): RFC 5389 7.3.1 answers a
+ * request with its own method. */
+int mw_stun_build_error_response(uint8_t *out, size_t cap, const uint8_t *transaction_id,
+                                 int method, int code, const uint8_t *reason, size_t reason_len);
 int mw_stun_build_finish(uint8_t *out, size_t cap, size_t off, const uint8_t *hmac_sha1);
 
 #endif

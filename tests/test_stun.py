@@ -538,3 +538,15 @@ def test_keyed_hmac_states_are_bounded() -> None:
 def test_reference_and_facade_reason_numbers_match() -> None:
     assert {r.name: r.value for r in StunReason} == {
         r.name: r.value for r in ref.StunReason if r is not ref.StunReason.OK}
+
+
+@pytest.mark.parametrize("method", [0x001, 0x003, 0x004, 0xABC])
+def test_error_response_keeps_the_request_method(method: int) -> None:
+    """RFC 5389 7.3.1: an error response carries the method of the request it answers."""
+    tid = bytes(range(12))
+    data = build_binding_error(tid, 400, "Bad Request", None, method=method)
+    message = ref.parse_message(data)
+    assert (message.method, message.message_class) == (method, ref.StunClass.ERROR)
+    assert message.transaction_id == tid and message.fingerprint_valid
+    view = parse_stun(data)
+    assert (view.method, view.error_code) == (method, 400)

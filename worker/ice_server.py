@@ -131,7 +131,8 @@ class IceServer:
                 password: str | None) -> IceUpdate:
         self.requests_rejected += 1
         update.rejected = code
-        update.response = build_binding_error(msg.transaction_id, code, reason, password)
+        update.response = build_binding_error(msg.transaction_id, code, reason, password,
+                                              msg.method)
         return update
 
     def _accept_tuple(self, update: IceUpdate, tup: IceTuple, msg: StunMessageView,

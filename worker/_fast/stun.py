@@ -293,9 +293,10 @@ def build_binding_success(transaction_id: bytes, address: str, port: int,
 
 
 def build_binding_error(transaction_id: bytes, code: int, reason: str,
-                        password: str | bytes | None) -> bytes:
-    """A Binding error response: ERROR-CODE (``code`` 300-699, ``reason`` at most 763 bytes of
-    UTF-8), MESSAGE-INTEGRITY when a password is given, FINGERPRINT."""
+                        password: str | bytes | None, method: int = 0x001) -> bytes:
+    """An error response: ERROR-CODE (``code`` 300-699, ``reason`` at most 763 bytes of
+    UTF-8), MESSAGE-INTEGRITY when a password is given, FINGERPRINT. ``method`` is the
+    request's (Binding unless given), as RFC 5389 7.3.1 answers."""
     tid = _stun_transaction_id(transaction_id)
     key = None if password is None else _stun_key(password)
     if not isinstance(code, int) or not 300 <= code <= 699:
@@ -304,7 +305,10 @@ def build_binding_error(transaction_id: bytes, code: int, reason: str,
     if len(phrase) > _STUN_REASON_MAX_BYTES:
         raise ValueError(f"STUN reason phrase is {len(phrase)} bytes, more than 763")
     out, cout = _stun_out()
-    off = lib.mw_stun_build_binding_error(cout, len(out), tid, code, phrase, len(phrase))
+    if not isinstance(method, int) or not 0 <= method <= 0xFFF:
+        raise ValueError(f"STUN method {method!r} is not an integer from 0 to 0xFFF")
+    off = lib.mw_stun_build_error_response(cout, len(out), tid, method, code, phrase,
+                                           len(phrase))
     return _stun_finish(out, cout, off, key)
 
 
