@@ -1,9 +1,9 @@
 """The typed facade over the compiled hot path (``cffi_build/``).
 
-``_lib`` is the only module that imports the compiled extension; each area has its own typed
-module (``classify``, ``rtp``, ``rtcp``, ``stun``, ``sockio``), and this package re-exports
-their public names. The per-packet forwarding path calls the batch functions, never a
-per-packet function in a Python loop."""
+``_lib`` is the only module that imports the compiled extension; each area has its own
+typed module (``classify``, ``rtp``, ``rtcp``, ``stun``, ``sockio``, ``srtp``), and this
+package re-exports their public names. The per-packet forwarding path calls the batch
+functions, never a per-packet function in a Python loop."""
 
 from __future__ import annotations
 
@@ -82,6 +82,27 @@ from worker._fast.sockio import (
     sockio_addr_set,
     sockio_addr_to_tuple,
 )
+from worker._fast.srtp import (
+    PYLIBSRTP_VERSION,
+    SRTP_ALIGNMENT,
+    SRTP_PROFILE_PREFERENCE,
+    SRTP_RTCP_TRAILER_MAX,
+    SRTP_RTP_TRAILER_MAX,
+    SrtpApi,
+    SrtpArgumentError,
+    SrtpBatch,
+    SrtpContext,
+    SrtpError,
+    SrtpInterfaceError,
+    SrtpProfile,
+    SrtpStatus,
+    protect_rtcp,
+    protect_rtp,
+    srtp_api,
+    srtp_status,
+    unprotect_rtcp,
+    unprotect_rtp,
+)
 from worker._fast.stun import (
     STUN_METHOD_BINDING,
     StunClass,
@@ -96,11 +117,16 @@ from worker._fast.stun import (
 )
 
 __all__ = [
+    "PYLIBSRTP_VERSION",
     "RECV_TRUNCATED",
     "RTP_MAX_EXT_ELEMENTS",
     "RTP_ONE_BYTE_PROFILE",
     "RTP_TWO_BYTE_PROFILE",
     "SOCKIO_MAX_RECV",
+    "SRTP_ALIGNMENT",
+    "SRTP_PROFILE_PREFERENCE",
+    "SRTP_RTCP_TRAILER_MAX",
+    "SRTP_RTP_TRAILER_MAX",
     "STUN_METHOD_BINDING",
     "Buffer",
     "Bye",
@@ -141,6 +167,14 @@ __all__ = [
     "SenderReport",
     "SockioArgumentError",
     "SourceDescription",
+    "SrtpApi",
+    "SrtpArgumentError",
+    "SrtpBatch",
+    "SrtpContext",
+    "SrtpError",
+    "SrtpInterfaceError",
+    "SrtpProfile",
+    "SrtpStatus",
     "StunClass",
     "StunMessageView",
     "StunParseError",
@@ -160,6 +194,8 @@ __all__ = [
     "parse_rtcp_packet",
     "parse_rtp",
     "parse_stun",
+    "protect_rtcp",
+    "protect_rtp",
     "put_rtp_extension",
     "remap_rtp_extensions",
     "rewrite_rtp",
@@ -169,6 +205,10 @@ __all__ = [
     "set_rtp_extension",
     "sockio_addr_set",
     "sockio_addr_to_tuple",
+    "srtp_api",
+    "srtp_status",
     "stun_crc32",
+    "unprotect_rtcp",
+    "unprotect_rtp",
     "walk_rtcp",
 ]
