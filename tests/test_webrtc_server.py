@@ -473,13 +473,16 @@ def test_announced_address_is_the_candidate_address(worker: WorkerProcess, route
                          "tcp": ("media.example.com", "media.example.com")}
 
 
-def test_connect_is_not_implemented_yet(worker: WorkerProcess, router: str) -> None:
+def test_connect_before_ice_waits_for_ice(worker: WorkerProcess, router: str) -> None:
+    """connect is accepted before ICE; DTLS starts only once ICE is connected (mediasoup)."""
     transport = create_transport(worker, router, listenInfos=udp_tcp())
     response = worker.request("transport.connect", transport["id"], {"dtlsParameters": {
         "role": "client",
         "fingerprints": [{"algorithm": "sha-256", "value": ":".join(["AB"] * 32)}]}})
-    assert_error(response, "Error", "not implemented yet", "[method:transport.connect]")
-    assert worker.ok("transport.dump", transport["id"])["dtlsState"] == "new"
+    assert response["accepted"] is True and response["data"] == {"dtlsLocalRole": "server"}
+    dump = worker.ok("transport.dump", transport["id"])
+    assert (dump["iceState"], dump["dtlsState"]) == ("new", "new")
+    assert dump["dtlsParameters"]["role"] == "server"
 
 
 # -- close order ----------------------------------------------------------------------------

@@ -6,9 +6,10 @@ It is reached either through its own sockets (``listenInfos``: a private
 goes (ICE eviction, consent expiry, ICE restart retiring a tuple, the transport or its server
 closing), its connection is closed and its buffer returned at once (DESIGN.md rule 5).
 
-DTLS and media come with ``transport.connect`` in a later version; until then ``connect``
-answers ``Error`` "not implemented yet", and DTLS, RTP and RTCP arriving on a valid tuple are
-counted and dropped.
+``transport.connect {dtlsParameters}`` sets up DTLS (:mod:`worker.dtls_transport`), which starts
+once ICE is connected; a DTLS datagram on a valid tuple selects that tuple. Media (produce and
+consume) comes in a later version: until then RTP and RTCP arriving on a valid tuple are
+counted (``packetsIgnored``) and dropped.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from worker._fast import Kind, StunMessageView, StunParseError, classify, parse_stun
+from worker.dtls import DtlsConnected
+from worker.dtls_transport import DtlsTransport
 from worker.entity import Context, handles
-from worker.errors import WorkerError, WorkerTypeError
+from worker.errors import InvalidStateError, WorkerError, WorkerTypeError
 from worker.ice_listener import IceListener
 from worker.ice_server import IceServer, IceTuple, IceUpdate
 from worker.listen_info import parse_listen_infos
@@ -135,6 +138,8 @@ class WebRtcTransport(Transport):
         self._tcp_tuples: dict[TcpConnection, IceTuple] = {}
         self._consent_timer: asyncio.TimerHandle | None = None
         self._removing = False
+        self.dtls: DtlsTransport | None = None
+        self.dtls_connected: DtlsConnected | None = None  # the SRTP keys, once connected
         self.bytes_received = 0
         self.bytes_sent = 0
         self.packets_ignored = 0
@@ -195,8 +200,9 @@ class WebRtcTransport(Transport):
             iceParameters=self.ice_parameters(),
             iceCandidates=self.ice_candidates,
             iceState=self.ice.state,
-            dtlsParameters={"role": "auto", "fingerprints": self.ctx.certificate.fingerprints()},
-            dtlsState="new",
+            dtlsParameters={"role": self.dtls.local_role if self.dtls else "auto",
+                            "fingerprints": self.ctx.certificate.fingerprints()},
+            dtlsState=self.dtls.state if self.dtls else "new",
         )
         if self.ice.selected is not None:
             dump["iceSelectedTuple"] = self.ice.selected.dump()
@@ -216,6 +222,30 @@ class WebRtcTransport(Transport):
     def ice_parameters(self) -> dict[str, Any]:
         return {"usernameFragment": self.ice.ufrag, "password": self.ice.password,
                 "iceLite": True}
+
+    @handles("connect")
+    def connect(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``{dtlsParameters: {role, fingerprints}}`` → ``{dtlsLocalRole}`` (mediasoup's rule:
+        remote ``auto`` or ``server`` makes us the client, ``client`` the server)."""
+        if self.dtls is not None:
+            raise InvalidStateError("connect() already called")
+        self.dtls = DtlsTransport(self._loop, self.ctx.certificate, data.get("dtlsParameters"),
+                                  self._send_dtls, self.emit, self._dtls_connected)
+        self._start_dtls_if_ready()
+        return {"dtlsLocalRole": self.dtls.local_role}
+
+    def _start_dtls_if_ready(self) -> None:
+        if self.dtls is not None and self.ice.state in ("connected", "completed"):
+            self.dtls.start()
+
+    def _send_dtls(self, datagram: bytes) -> None:
+        if self.ice.selected is not None:
+            self._send_on(self.ice.selected, datagram)
+
+    def _dtls_connected(self, connected: DtlsConnected) -> None:
+        self.dtls_connected = connected
+        self.ctx.logger.debug(f"DTLS connected [transportId:{self.id}, srtpCryptoSuite:"
+                              f"{connected.srtp_crypto_suite}]", tag="dtls")
 
     @handles("restartIce")
     def restart_ice(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -241,7 +271,11 @@ class WebRtcTransport(Transport):
 
     def handle_packet(self, tup: IceTuple, data: memoryview, kind: Kind) -> None:
         self.bytes_received += len(data)
-        self.packets_ignored += 1  # DTLS, RTP and RTCP are handled once connect exists
+        if kind is Kind.DTLS and self.dtls is not None and self.dtls.started:
+            self._apply(self.ice.force_select(tup))  # DTLS on a valid tuple selects it
+            self.dtls.handle_datagram(bytes(data))
+        else:
+            self.packets_ignored += 1  # RTP and RTCP wait for produce/consume
 
     def _on_tcp_frame(self, conn: TcpConnection, view: memoryview) -> None:
         tup = self._tcp_tuples.get(conn)
@@ -284,6 +318,7 @@ class WebRtcTransport(Transport):
             self.emit("iceselectedtuplechange", {"iceSelectedTuple": self.ice.selected.dump()})
         if update.state_changed:
             self.emit("icestatechange", {"iceState": self.ice.state})
+            self._start_dtls_if_ready()
 
     def _drop_tuple(self, tup: IceTuple) -> None:
         """A tuple ICE removed: forget it everywhere and close its TCP connection now."""
@@ -331,6 +366,9 @@ class WebRtcTransport(Transport):
         self.close()
 
     def release_transport(self) -> None:
+        if getattr(self, "dtls", None) is not None:
+            assert self.dtls is not None
+            self.dtls.close()  # the close alert leaves before the tuples and sockets go
         if self._consent_timer is not None:
             self._consent_timer.cancel()
             self._consent_timer = None
