@@ -15,6 +15,9 @@ from controller.errors import (
 )
 from controller.events import EnhancedEventEmitter
 from controller.router import Router
+from controller.transport import Transport
+from controller.webrtc_server import WebRtcServer
+from controller.webrtc_transport import WebRtcTransport
 from controller.worker import Worker, create_worker
 
 __all__ = [
@@ -26,7 +29,10 @@ __all__ = [
     "InvalidStateError",
     "RequestTimeoutError",
     "Router",
+    "Transport",
     "UnsupportedError",
+    "WebRtcServer",
+    "WebRtcTransport",
     "Worker",
     "create_worker",
 ]

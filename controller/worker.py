@@ -3,7 +3,7 @@
 :func:`create_worker` spawns the process, waits for its ``running`` notification and returns the
 :class:`Worker`. Events: ``died`` (error) when the process exits without having been closed,
 ``subprocessclose`` when the process is gone, whatever the reason. Observer events: ``close``,
-``newrouter`` (router).
+``newrouter`` (router), ``newwebrtcserver`` (WebRtcServer).
 
 The worker's stderr is read line by line into logging (``mediaworker.worker.stderr``): lines in
 the worker's own log format repeat what also came on the channel and are logged at DEBUG; any
@@ -36,6 +36,7 @@ from controller.channel import (
 from controller.errors import ControllerError, ControllerTypeError, InvalidStateError
 from controller.events import EnhancedEventEmitter
 from controller.router import Router
+from controller.webrtc_server import WebRtcServer, check_listen_infos
 
 __all__ = ["WORKER_CLOSE_GRACE_S", "WORKER_STARTUP_TIMEOUT_S", "Worker", "create_worker"]
 
@@ -177,6 +178,7 @@ class Worker(EnhancedEventEmitter):
         self.app_data: dict[str, Any] = app_data if app_data is not None else {}
         self._observer = EnhancedEventEmitter()
         self._routers: dict[str, Router] = {}
+        self._webrtc_servers: dict[str, WebRtcServer] = {}
         self._closed = False
         self._died = False
         self._version: str | None = None
@@ -295,6 +297,29 @@ class Worker(EnhancedEventEmitter):
         self._observer.emit("newrouter", router)
         return router
 
+    async def create_webrtc_server(
+        self,
+        *,
+        listen_infos: Sequence[Mapping[str, Any]],
+        app_data: dict[str, Any] | None = None,
+    ) -> WebRtcServer:
+        """``worker.createWebRtcServer``: shared sockets for WebRtcTransports."""
+        method = "worker.createWebRtcServer"
+        infos = check_listen_infos(listen_infos)
+        if app_data is not None and not isinstance(app_data, dict):
+            raise ControllerTypeError("app_data must be a dict")
+        server_id = str(uuid.uuid4())
+        await self._request(method, {"webRtcServerId": server_id, "listenInfos": infos})
+        if self._closed:
+            raise InvalidStateError(
+                f"worker closed while creating a WebRtcServer [method:{method}]"
+            )
+        server = WebRtcServer(channel=self._channel, webrtc_server_id=server_id, app_data=app_data)
+        self._webrtc_servers[server_id] = server
+        server.once("@close", lambda: self._webrtc_servers.pop(server_id, None))
+        self._observer.emit("newwebrtcserver", server)
+        return server
+
     # -- close ----------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -330,9 +355,13 @@ class Worker(EnhancedEventEmitter):
         self._observer.emit("close")
 
     def _close_routers(self) -> None:
+        """Close the routers, then the WebRtcServers (mediasoup's order), locally."""
         routers, self._routers = self._routers, {}
         for router in routers.values():
             router._worker_closed()
+        servers, self._webrtc_servers = self._webrtc_servers, {}
+        for server in servers.values():
+            server._worker_closed()
 
     def _kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -1,13 +1,18 @@
+import { randomUUID } from 'node:crypto';
+
 import { EnhancedEventEmitter } from './EnhancedEventEmitter.js';
 import { InvalidStateError } from './errors.js';
 import { Logger } from './Logger.js';
+import { WebRtcServer } from './WebRtcServer.js';
+import { WebRtcTransport } from './WebRtcTransport.js';
 
 const logger = new Logger('Router');
 
 /**
  * A router in a worker. Create it with worker.createRouter().
  *
- * Events: "workerclose" when its worker closed (or died). Observer events: "close".
+ * Events: "workerclose" when its worker closed (or died). Observer events: "close",
+ * "newtransport" (Transport).
  * Internal event: "@close" when it closes itself, so its worker forgets it.
  *
  * Later work adds the router's children (transports, RTP observers) here: each kept in a map by
@@ -22,6 +27,7 @@ export class Router extends EnhancedEventEmitter {
   #closed = false;
   #appData;
   #observer = new EnhancedEventEmitter();
+  #transports = new Map();
 
   /** @internal Use worker.createRouter(). */
   constructor({ internal, data, channel, appData }) {
@@ -58,7 +64,7 @@ export class Router extends EnhancedEventEmitter {
     this.#appData = appData ?? {};
   }
 
-  /** Observer events: "close". */
+  /** Observer events: "close", "newtransport" (Transport). */
   get observer() {
     return this.#observer;
   }
@@ -79,6 +85,7 @@ export class Router extends EnhancedEventEmitter {
         logger.debug(`worker.closeRouter failed [routerId:${this.id}]: ${error.message}`);
       });
 
+    this.#closeTransports();
     this.safeEmit('@close');
     this.#observer.safeEmit('close');
     await request;
@@ -89,6 +96,7 @@ export class Router extends EnhancedEventEmitter {
     if (this.#closed) return;
     logger.debug(`workerClosed() [routerId:${this.id}]`);
     this.#closed = true;
+    this.#closeTransports();
     this.safeEmit('workerclose');
     this.#observer.safeEmit('close');
   }
@@ -97,6 +105,102 @@ export class Router extends EnhancedEventEmitter {
   async dump() {
     this.#assertOpen('dump()');
     return this.#channel.request('router.dump', this.id);
+  }
+
+  /**
+   * Creates a WebRtcTransport, either on its own sockets (listenInfos) or on a WebRtcServer's
+   * (webRtcServer): exactly one of the two.
+   */
+  async createWebRtcTransport({
+    listenInfos,
+    webRtcServer,
+    enableUdp,
+    enableTcp,
+    preferUdp,
+    preferTcp,
+    iceConsentTimeout,
+    initialAvailableOutgoingBitrate,
+    appData,
+  } = {}) {
+    this.#assertOpen('createWebRtcTransport()');
+    if ((listenInfos === undefined) === (webRtcServer === undefined)) {
+      throw new TypeError('exactly one of listenInfos and webRtcServer must be given');
+    }
+    if (listenInfos !== undefined) {
+      if (!Array.isArray(listenInfos) || listenInfos.length === 0) {
+        throw new TypeError('listenInfos must be a non-empty array');
+      }
+      if (listenInfos.some((info) => info === null || typeof info !== 'object' || Array.isArray(info))) {
+        throw new TypeError('each entry of listenInfos must be an object');
+      }
+    }
+    if (webRtcServer !== undefined) {
+      if (!(webRtcServer instanceof WebRtcServer)) {
+        throw new TypeError('webRtcServer must be a WebRtcServer');
+      }
+      if (webRtcServer.closed) {
+        throw new InvalidStateError('webRtcServer is closed');
+      }
+    }
+    for (const [name, value] of Object.entries({ enableUdp, enableTcp, preferUdp, preferTcp })) {
+      if (value !== undefined && typeof value !== 'boolean') {
+        throw new TypeError(`if given, ${name} must be a boolean`);
+      }
+    }
+    for (const [name, value] of Object.entries({ iceConsentTimeout, initialAvailableOutgoingBitrate })) {
+      if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) {
+        throw new TypeError(`if given, ${name} must be a non-negative number`);
+      }
+    }
+    if (appData !== undefined && (appData === null || typeof appData !== 'object' || Array.isArray(appData))) {
+      throw new TypeError('if given, appData must be an object');
+    }
+
+    const transportId = randomUUID();
+    const data = { transportId };
+    const options = {
+      listenInfos,
+      webRtcServerId: webRtcServer?.id,
+      enableUdp,
+      enableTcp,
+      preferUdp,
+      preferTcp,
+      iceConsentTimeout,
+      initialAvailableOutgoingBitrate,
+    };
+    for (const [key, value] of Object.entries(options)) {
+      if (value !== undefined) data[key] = value;
+    }
+
+    const response = await this.#channel.request('router.createWebRtcTransport', this.id, data);
+
+    const transport = new WebRtcTransport({
+      internal: { routerId: this.id, transportId, webRtcServerId: webRtcServer?.id },
+      data: response,
+      channel: this.#channel,
+      appData: appData ?? {},
+    });
+
+    if (this.#closed) {
+      transport.routerClosed();
+      throw new InvalidStateError('Router closed while creating the transport');
+    }
+    if (webRtcServer?.closed) {
+      transport.listenServerClosed();
+      throw new InvalidStateError('WebRtcServer closed while creating the transport');
+    }
+
+    this.#transports.set(transportId, transport);
+    transport.on('@closed', () => this.#transports.delete(transportId));
+    if (webRtcServer !== undefined) webRtcServer.handleWebRtcTransport(transport);
+
+    this.#observer.safeEmit('newtransport', transport);
+    return transport;
+  }
+
+  #closeTransports() {
+    for (const transport of [...this.#transports.values()]) transport.routerClosed();
+    this.#transports.clear();
   }
 
   #assertOpen(what) {

@@ -8,6 +8,7 @@ import { InvalidStateError } from './errors.js';
 import { Logger } from './Logger.js';
 import { EXIT_SETTINGS_ERROR, LOG_LEVELS } from './protocol.generated.js';
 import { Router } from './Router.js';
+import { WebRtcServer } from './WebRtcServer.js';
 
 const logger = new Logger('Worker');
 const stderrLogger = new Logger('worker:stderr');
@@ -59,7 +60,7 @@ function buildArgs({
  * "running" notification.
  *
  * Events: "died" (Error) when the process exits unexpectedly after running.
- * Observer events: "close", "newrouter" (Router).
+ * Observer events: "close", "newrouter" (Router), "newwebrtcserver" (WebRtcServer).
  */
 export class Worker extends EnhancedEventEmitter {
   #child;
@@ -71,6 +72,7 @@ export class Worker extends EnhancedEventEmitter {
   #appData;
   #observer = new EnhancedEventEmitter();
   #routers = new Map();
+  #webRtcServers = new Map();
   #workerVersion;
   #exit = null; // { code, signal } once the process has exited
   #exitPromise;
@@ -267,7 +269,7 @@ export class Worker extends EnhancedEventEmitter {
     this.#appData = checkAppData(appData);
   }
 
-  /** Observer events: "close", "newrouter" (Router). */
+  /** Observer events: "close", "newrouter" (Router), "newwebrtcserver" (WebRtcServer). */
   get observer() {
     return this.#observer;
   }
@@ -391,6 +393,37 @@ export class Worker extends EnhancedEventEmitter {
     return router;
   }
 
+  /** Creates a WebRtcServer listening on the given listenInfos (1 to 8 TransportListenInfo). */
+  async createWebRtcServer({ listenInfos, appData } = {}) {
+    this.#assertOpen('createWebRtcServer()');
+    if (!Array.isArray(listenInfos) || listenInfos.length === 0) {
+      throw new TypeError('listenInfos must be a non-empty array');
+    }
+    if (listenInfos.some((info) => !isPlainObject(info))) {
+      throw new TypeError('each entry of listenInfos must be an object');
+    }
+    const serverAppData = checkAppData(appData);
+    const webRtcServerId = randomUUID();
+
+    await this.#channel.request('worker.createWebRtcServer', '', { webRtcServerId, listenInfos });
+
+    const webRtcServer = new WebRtcServer({
+      internal: { webRtcServerId },
+      channel: this.#channel,
+      appData: serverAppData,
+    });
+
+    if (this.#closed) {
+      webRtcServer.workerClosed();
+      throw new InvalidStateError('Worker closed while creating the WebRtcServer');
+    }
+
+    this.#webRtcServers.set(webRtcServerId, webRtcServer);
+    webRtcServer.on('@close', () => this.#webRtcServers.delete(webRtcServerId));
+    this.#observer.safeEmit('newwebrtcserver', webRtcServer);
+    return webRtcServer;
+  }
+
   #assertOpen(what) {
     if (this.#closed) {
       throw new InvalidStateError(`Worker closed${this.#died ? ' (died)' : ''}, cannot ${what}`);
@@ -398,7 +431,9 @@ export class Worker extends EnhancedEventEmitter {
   }
 
   #closeEntities() {
-    for (const router of this.#routers.values()) router.workerClosed();
+    for (const router of [...this.#routers.values()]) router.workerClosed();
     this.#routers.clear();
+    for (const webRtcServer of [...this.#webRtcServers.values()]) webRtcServer.workerClosed();
+    this.#webRtcServers.clear();
   }
 }

@@ -5,6 +5,9 @@ import { Logger } from './Logger.js';
 import { Worker } from './Worker.js';
 
 export { Router } from './Router.js';
+export { Transport } from './Transport.js';
+export { WebRtcServer } from './WebRtcServer.js';
+export { WebRtcTransport } from './WebRtcTransport.js';
 export { Worker } from './Worker.js';
 export { EnhancedEventEmitter } from './EnhancedEventEmitter.js';
 export {
