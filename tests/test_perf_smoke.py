@@ -1,4 +1,4 @@
-"""The channel benchmarks still run: each once, in pyperf's one-value debug mode.
+"""Every pyperf benchmark still runs: each once, in pyperf's one-value debug mode.
 
 A smoke test only (STYLE.md: benchmarks are never timed assertions in tests/): it checks that
 each script exits 0 and reports every benchmark it should, not how fast anything is.
@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from perf.bm_channel_codec import benchmark_names
 from perf.bm_request_roundtrip import BENCHMARK_NAMES
@@ -47,3 +49,31 @@ def test_request_roundtrip_benchmark_runs() -> None:
     assert reported(stdout) == list(BENCHMARK_NAMES)
     summary = stdout.strip().splitlines()[-1]
     assert summary.startswith("summary: router.dump round trips/s: 1 in flight "), summary
+
+
+def pyperf_results(stdout: str) -> list[str]:
+    """Every benchmark name pyperf printed a result for (lines ``name: <value> <unit>``)."""
+    names = []
+    for line in stdout.splitlines():
+        name, sep, value = line.partition(": ")
+        if sep and name and " " not in name and value[:1].isdigit():
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("module", "prefix", "at_least"),
+    [
+        ("perf.bm_classify", "classify_", 5),
+        ("perf.bm_rtp", "rtp_", 10),
+        ("perf.bm_rtcp", "rtcp_", 8),
+        ("perf.bm_stun", "stun_", 4),
+        ("perf.bm_sockio", "sockio_", 6),
+        ("perf.bm_srtp", "srtp_", 4),
+    ],
+)
+def test_hot_path_benchmark_runs(module: str, prefix: str, at_least: int) -> None:
+    """Each hot-path benchmark runs once and reports its C and reference results."""
+    names = [name for name in pyperf_results(run_benchmark(module)) if name.startswith(prefix)]
+    assert len(names) >= at_least, names
+    assert any(name.endswith("_c") or "_c_" in name for name in names), names
