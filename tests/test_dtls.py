@@ -146,10 +146,11 @@ def test_all_four_profiles_are_supported_in_the_offer_order() -> None:
     assert PROFILE_NAMES == ["SRTP_AEAD_AES_256_GCM", "SRTP_AEAD_AES_128_GCM",
                              "SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32"]
     assert SUPPORTED_SRTP_PROFILES == CANDIDATE_SRTP_PROFILES
-    sizes = {p.crypto_suite: (p.key_bytes, p.salt_bytes) for p in SUPPORTED_SRTP_PROFILES}
+    sizes = {p.crypto_suite: (p.master_key_bytes, p.master_salt_bytes)
+             for p in SUPPORTED_SRTP_PROFILES}
     assert sizes == {"AEAD_AES_256_GCM": (32, 12), "AEAD_AES_128_GCM": (16, 12),
                      "AES_CM_128_HMAC_SHA1_80": (16, 14), "AES_CM_128_HMAC_SHA1_32": (16, 14)}
-    assert srtp_profile_by_crypto_suite("AEAD_AES_128_GCM").libsrtp_profile == \
+    assert int(srtp_profile_by_crypto_suite("AEAD_AES_128_GCM")) == \
         pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM
     with pytest.raises(KeyError):
         srtp_profile_by_crypto_suite("NULL_HMAC_SHA1_80")
@@ -240,8 +241,8 @@ def test_handshake_derives_matching_keys(a_role: DtlsRole, profile: SrtpProfile)
     assert a.srtp_crypto_suite == profile.crypto_suite
     assert (a.srtp.local_key, a.srtp.local_salt) == (b.srtp.remote_key, b.srtp.remote_salt)
     assert (a.srtp.remote_key, a.srtp.remote_salt) == (b.srtp.local_key, b.srtp.local_salt)
-    assert len(a.srtp.local_key) == profile.key_bytes
-    assert len(a.srtp.local_salt) == profile.salt_bytes
+    assert len(a.srtp.local_key) == profile.master_key_bytes
+    assert len(a.srtp.local_salt) == profile.master_salt_bytes
     assert a.srtp.local_key != a.srtp.remote_key
     assert x509.load_pem_x509_certificate(a.remote_certificate_pem.encode()) == CERT_B.certificate
     assert x509.load_pem_x509_certificate(b.remote_certificate_pem.encode()) == CERT_A.certificate

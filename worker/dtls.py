@@ -49,6 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
 
+from worker._fast import SRTP_PROFILE_PREFERENCE, SrtpProfile
 from worker.certificate import FINGERPRINT_ALGORITHMS, DtlsCertificate
 from worker.errors import InvalidStateError, WorkerTypeError
 
@@ -85,37 +86,18 @@ _RECORD_TYPES: Final = frozenset({20, 21, 22, 23, 24})  # ccs, alert, handshake,
 _BIO_READ_BYTES: Final = 65536
 
 
-@dataclass(frozen=True, slots=True)
-class SrtpProfile:
-    """One DTLS-SRTP protection profile under its three names, with its key sizes."""
-
-    openssl_name: str  # as use_srtp names it: "SRTP_AEAD_AES_256_GCM"
-    crypto_suite: str  # as mediasoup's srtpParameters name it: "AEAD_AES_256_GCM"
-    libsrtp_profile: int  # pylibsrtp.Policy.SRTP_PROFILE_*
-    key_bytes: int
-    salt_bytes: int
-
-
-CANDIDATE_SRTP_PROFILES: Final[tuple[SrtpProfile, ...]] = (
-    SrtpProfile("SRTP_AEAD_AES_256_GCM", "AEAD_AES_256_GCM",
-                pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 32, 12),
-    SrtpProfile("SRTP_AEAD_AES_128_GCM", "AEAD_AES_128_GCM",
-                pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16, 12),
-    SrtpProfile("SRTP_AES128_CM_SHA1_80", "AES_CM_128_HMAC_SHA1_80",
-                pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 16, 14),
-    SrtpProfile("SRTP_AES128_CM_SHA1_32", "AES_CM_128_HMAC_SHA1_32",
-                pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32, 16, 14),
-)
+# The profiles offered, most preferred first (mediasoup's order; the server's order decides).
+CANDIDATE_SRTP_PROFILES: Final[tuple[SrtpProfile, ...]] = SRTP_PROFILE_PREFERENCE
 
 
 def _profile_works(profile: SrtpProfile) -> bool:
     """Both OpenSSL (use_srtp) and libsrtp (a session with a key of our length) accept it."""
     try:
         SSL.Context(SSL.DTLS_METHOD).set_tlsext_use_srtp(profile.openssl_name.encode())
-        key = bytes(profile.key_bytes + profile.salt_bytes)
+        key = bytes(profile.master_key_bytes + profile.master_salt_bytes)
         pylibsrtp.Session(policy=pylibsrtp.Policy(
             key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
-            srtp_profile=profile.libsrtp_profile))
+            srtp_profile=int(profile)))
     except (SSL.Error, pylibsrtp.Error, ValueError):
         return False
     return True
@@ -184,7 +166,7 @@ class SrtpKeys:
 
 def split_keying_material(material: bytes, profile: SrtpProfile, role: DtlsRole) -> SrtpKeys:
     """RFC 5764 section 4.2: client key | server key | client salt | server salt."""
-    k, s = profile.key_bytes, profile.salt_bytes
+    k, s = profile.master_key_bytes, profile.master_salt_bytes
     if len(material) != 2 * (k + s):
         raise ValueError(f"{profile.openssl_name} needs {2 * (k + s)} bytes of keying material, "
                          f"got {len(material)}")
@@ -201,10 +183,10 @@ def srtp_sessions(keys: SrtpKeys) -> tuple[pylibsrtp.Session, pylibsrtp.Session]
     policy = pylibsrtp.Policy
     inbound = pylibsrtp.Session(policy=policy(
         key=keys.remote_key + keys.remote_salt, ssrc_type=policy.SSRC_ANY_INBOUND,
-        srtp_profile=keys.profile.libsrtp_profile))
+        srtp_profile=int(keys.profile)))
     outbound = pylibsrtp.Session(policy=policy(
         key=keys.local_key + keys.local_salt, ssrc_type=policy.SSRC_ANY_OUTBOUND,
-        srtp_profile=keys.profile.libsrtp_profile))
+        srtp_profile=int(keys.profile)))
     return inbound, outbound
 
 
@@ -489,7 +471,7 @@ class DtlsSession:
         if profile is None:
             return "no SRTP profile negotiated (use_srtp is required)"
         material = self._conn.export_keying_material(
-            SRTP_EXPORTER_LABEL, 2 * (profile.key_bytes + profile.salt_bytes))
+            SRTP_EXPORTER_LABEL, 2 * (profile.master_key_bytes + profile.master_salt_bytes))
         pem = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
         return DtlsConnected(pem, split_keying_material(material, profile, self.role))
 

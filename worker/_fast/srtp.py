@@ -144,6 +144,16 @@ class SrtpProfile(IntEnum):
         return _PROFILE_TRAITS[self][0]
 
     @property
+    def openssl_name(self) -> str:
+        """``dtls_name`` as text (``"SRTP_AEAD_AES_256_GCM"``), as pyOpenSSL reports it."""
+        return _PROFILE_TRAITS[self][0].decode()
+
+    @property
+    def crypto_suite(self) -> str:
+        """mediasoup's name in ``srtpParameters.cryptoSuite`` (``"AEAD_AES_256_GCM"``)."""
+        return _CRYPTO_SUITES[self]
+
+    @property
     def master_key_bytes(self) -> int:
         return _PROFILE_TRAITS[self][1]
 
@@ -174,6 +184,13 @@ _PROFILE_TRAITS: Final[dict[SrtpProfile, tuple[bytes, int, int, int]]] = {
 }
 
 # Negotiation order: GCM first (a quarter of AES-CM-SHA1's cost per packet, limits.md section 3).
+_CRYPTO_SUITES: Final[dict[SrtpProfile, str]] = {
+    SrtpProfile.AES128_CM_SHA1_80: "AES_CM_128_HMAC_SHA1_80",
+    SrtpProfile.AES128_CM_SHA1_32: "AES_CM_128_HMAC_SHA1_32",
+    SrtpProfile.AEAD_AES_128_GCM: "AEAD_AES_128_GCM",
+    SrtpProfile.AEAD_AES_256_GCM: "AEAD_AES_256_GCM",
+}
+
 SRTP_PROFILE_PREFERENCE: Final = (SrtpProfile.AEAD_AES_256_GCM, SrtpProfile.AEAD_AES_128_GCM,
                                   SrtpProfile.AES128_CM_SHA1_80, SrtpProfile.AES128_CM_SHA1_32)
 
