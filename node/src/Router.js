@@ -5,6 +5,7 @@ import { InvalidStateError } from './errors.js';
 import { Logger } from './Logger.js';
 import { WebRtcServer } from './WebRtcServer.js';
 import { WebRtcTransport } from './WebRtcTransport.js';
+import { checkAppData } from './appData.js';
 
 const logger = new Logger('Router');
 
@@ -58,10 +59,7 @@ export class Router extends EnhancedEventEmitter {
   }
 
   set appData(appData) {
-    if (appData !== undefined && (appData === null || typeof appData !== 'object')) {
-      throw new TypeError('if given, appData must be an object');
-    }
-    this.#appData = appData ?? {};
+    this.#appData = checkAppData(appData);
   }
 
   /** Observer events: "close", "newtransport" (Transport). */
@@ -152,9 +150,7 @@ export class Router extends EnhancedEventEmitter {
         throw new TypeError(`if given, ${name} must be a non-negative number`);
       }
     }
-    if (appData !== undefined && (appData === null || typeof appData !== 'object' || Array.isArray(appData))) {
-      throw new TypeError('if given, appData must be an object');
-    }
+    checkAppData(appData);
 
     const transportId = randomUUID();
     const data = { transportId };

@@ -1,6 +1,7 @@
 import { EnhancedEventEmitter } from './EnhancedEventEmitter.js';
 import { InvalidStateError } from './errors.js';
 import { Logger } from './Logger.js';
+import { checkAppData } from './appData.js';
 
 const logger = new Logger('WebRtcServer');
 
@@ -41,10 +42,7 @@ export class WebRtcServer extends EnhancedEventEmitter {
   }
 
   set appData(appData) {
-    if (appData !== undefined && (appData === null || typeof appData !== 'object' || Array.isArray(appData))) {
-      throw new TypeError('if given, appData must be an object');
-    }
-    this.#appData = appData ?? {};
+    this.#appData = checkAppData(appData);
   }
 
   /** Observer events: "close", "webrtctransporthandled", "webrtctransportunhandled". */

@@ -1,11 +1,9 @@
 import { Logger } from './Logger.js';
 import { Transport } from './Transport.js';
+import { isPlainObject } from './appData.js';
 
 const logger = new Logger('WebRtcTransport');
 
-function isPlainObject(value) {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
 
 /**
  * A WebRTC transport (ICE-lite + DTLS). Create it with router.createWebRtcTransport().

@@ -9,6 +9,7 @@ import { Logger } from './Logger.js';
 import { EXIT_SETTINGS_ERROR, LOG_LEVELS } from './protocol.generated.js';
 import { Router } from './Router.js';
 import { WebRtcServer } from './WebRtcServer.js';
+import { checkAppData, isPlainObject } from './appData.js';
 
 const logger = new Logger('Worker');
 const stderrLogger = new Logger('worker:stderr');
@@ -19,16 +20,6 @@ export const CLOSE_GRACE_MS = 5000;
 // Last stderr lines kept to explain a start-up failure.
 const STARTUP_STDERR_LINES = 20;
 
-function isPlainObject(value) {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function checkAppData(appData) {
-  if (appData !== undefined && !isPlainObject(appData)) {
-    throw new TypeError('if given, appData must be an object');
-  }
-  return appData ?? {};
-}
 
 function checkPort(name, value) {
   if (value === undefined) return;
