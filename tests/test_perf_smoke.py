@@ -70,6 +70,7 @@ def pyperf_results(stdout: str) -> list[str]:
         ("perf.bm_stun", "stun_", 4),
         ("perf.bm_sockio", "sockio_", 6),
         ("perf.bm_srtp", "srtp_", 4),
+        ("perf.bm_forward", "forward_", 4),
     ],
 )
 def test_hot_path_benchmark_runs(module: str, prefix: str, at_least: int) -> None:

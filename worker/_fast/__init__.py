@@ -16,6 +16,15 @@ from worker._fast.classify import (
     Kind,
     classify,
 )
+from worker._fast.forward import (
+    FORWARD_PT_DROP,
+    ConsumerState,
+    ForwardArgumentError,
+    ForwardBatch,
+    ForwardConsumer,
+    ForwardTable,
+    ForwardTableError,
+)
 from worker._fast.rtcp import (
     Bye,
     DlrrSubBlock,
@@ -117,6 +126,7 @@ from worker._fast.stun import (
 )
 
 __all__ = [
+    "FORWARD_PT_DROP",
     "PYLIBSRTP_VERSION",
     "RECV_TRUNCATED",
     "RTP_MAX_EXT_ELEMENTS",
@@ -130,10 +140,16 @@ __all__ = [
     "STUN_METHOD_BINDING",
     "Buffer",
     "Bye",
+    "ConsumerState",
     "DlrrSubBlock",
     "ExtendedReport",
     "Fir",
     "FirEntry",
+    "ForwardArgumentError",
+    "ForwardBatch",
+    "ForwardConsumer",
+    "ForwardTable",
+    "ForwardTableError",
     "Kind",
     "Nack",
     "Pli",
