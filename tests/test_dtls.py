@@ -305,8 +305,8 @@ def test_srtp_round_trip_both_directions(profile: SrtpProfile) -> None:
     pair = Pair("server", a_profiles=[profile], b_profiles=[profile])
     pair.handshake()
     assert pair.a.session.connected is not None and pair.b.session.connected is not None
-    a_in, a_out = srtp_sessions(pair.a.session.connected.srtp)
-    b_in, b_out = srtp_sessions(pair.b.session.connected.srtp)
+    a_in, a_out = (ctx.session for ctx in srtp_sessions(pair.a.session.connected.srtp))
+    b_in, b_out = (ctx.session for ctx in srtp_sessions(pair.b.session.connected.srtp))
     for sender, receiver in ((a_out, b_in), (b_out, a_in)):
         for seq in (1, 2, 3):
             packet = rtp_packet(seq, os.urandom(100))

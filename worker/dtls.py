@@ -49,7 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
 
-from worker._fast import SRTP_PROFILE_PREFERENCE, SrtpProfile
+from worker._fast import SRTP_PROFILE_PREFERENCE, SrtpContext, SrtpProfile
 from worker.certificate import FINGERPRINT_ALGORITHMS, DtlsCertificate
 from worker.errors import InvalidStateError, WorkerTypeError
 
@@ -94,10 +94,7 @@ def _profile_works(profile: SrtpProfile) -> bool:
     """Both OpenSSL (use_srtp) and libsrtp (a session with a key of our length) accept it."""
     try:
         SSL.Context(SSL.DTLS_METHOD).set_tlsext_use_srtp(profile.openssl_name.encode())
-        key = bytes(profile.master_key_bytes + profile.master_salt_bytes)
-        pylibsrtp.Session(policy=pylibsrtp.Policy(
-            key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
-            srtp_profile=int(profile)))
+        SrtpContext.outbound(profile, bytes(profile.master_key_bytes + profile.master_salt_bytes))
     except (SSL.Error, pylibsrtp.Error, ValueError):
         return False
     return True
@@ -177,17 +174,11 @@ def split_keying_material(material: bytes, profile: SrtpProfile, role: DtlsRole)
     return SrtpKeys(profile, server_key, server_salt, client_key, client_salt)
 
 
-def srtp_sessions(keys: SrtpKeys) -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
-    """``(inbound, outbound)`` pylibsrtp sessions: unprotect what the peer sends, protect what
-    we send; both cover SRTP and SRTCP for any SSRC."""
-    policy = pylibsrtp.Policy
-    inbound = pylibsrtp.Session(policy=policy(
-        key=keys.remote_key + keys.remote_salt, ssrc_type=policy.SSRC_ANY_INBOUND,
-        srtp_profile=int(keys.profile)))
-    outbound = pylibsrtp.Session(policy=policy(
-        key=keys.local_key + keys.local_salt, ssrc_type=policy.SSRC_ANY_OUTBOUND,
-        srtp_profile=int(keys.profile)))
-    return inbound, outbound
+def srtp_sessions(keys: SrtpKeys) -> tuple[SrtpContext, SrtpContext]:
+    """``(inbound, outbound)`` SRTP contexts (the C batch's sessions): unprotect what the peer
+    sends, protect what we send; both cover SRTP and SRTCP for any SSRC."""
+    return (SrtpContext.inbound(keys.profile, keys.remote_key + keys.remote_salt),
+            SrtpContext.outbound(keys.profile, keys.local_key + keys.local_salt))
 
 
 @dataclass(frozen=True, slots=True)
