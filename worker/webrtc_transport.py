@@ -366,21 +366,21 @@ class WebRtcTransport(Transport):
         self.close()
 
     def release_transport(self) -> None:
-        if getattr(self, "dtls", None) is not None:
-            assert self.dtls is not None
-            self.dtls.close()  # the close alert leaves before the tuples and sockets go
+        """Higher layers first: the DTLS close alert, then ICE tuples and their connections,
+        then the sockets (our own listener's) or our registration with the server."""
+        if self.dtls is not None:
+            self.dtls.close()
         if self._consent_timer is not None:
             self._consent_timer.cancel()
             self._consent_timer = None
-        if hasattr(self, "ice"):
-            for tup in self.ice.close():
-                self._drop_tuple(tup)
-            for conn in list(self._tcp_tuples):
-                conn.close("transport closed")
-            self._tcp_tuples.clear()
-            for ufrag in self._registered_ufrags:
-                self._listener.remove_ufrag(ufrag)
-            self._registered_ufrags.clear()
+        for tup in self.ice.close():
+            self._drop_tuple(tup)
+        for conn in list(self._tcp_tuples):
+            conn.close("transport closed")
+        self._tcp_tuples.clear()
+        for ufrag in self._registered_ufrags:
+            self._listener.remove_ufrag(ufrag)
+        self._registered_ufrags.clear()
         if self._own_listener is not None:
             self._own_listener.close()
         if self._server is not None:
