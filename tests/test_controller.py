@@ -7,7 +7,6 @@ pytest-asyncio is not a dependency: each async test runs under ``asyncio.run`` w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -18,7 +17,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -34,30 +32,13 @@ from controller import (
     RequestTimeoutError,
     Router,
     UnsupportedError,
-    Worker,
     create_worker,
 )
 from controller.demo import DEMO_MEDIA_CODECS
+from tests.controller_support import Recorder, async_test, is_closed, running_worker
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_TIMEOUT_S = 60.0
 
-AsyncTest = Callable[..., Coroutine[Any, Any, None]]
-
-
-def async_test(fn: AsyncTest) -> Callable[..., None]:
-    """Run an async test function on a fresh event loop, bounded by TEST_TIMEOUT_S."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT_S))
-
-    return wrapper
-
-
-def _is_closed(entity: Worker | Router) -> bool:
-    """Read through a call, so that mypy does not keep an earlier ``assert not closed``."""
-    return entity.closed
 
 
 def _process_gone(pid: int) -> bool:
@@ -65,29 +46,6 @@ def _process_gone(pid: int) -> bool:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
-
-
-@contextlib.asynccontextmanager
-async def running_worker(**kwargs: Any) -> AsyncIterator[Worker]:
-    """A worker that is closed (resumed first if a test stopped it) whatever the test did."""
-    worker = await create_worker(**kwargs)
-    try:
-        yield worker
-    finally:
-        if not worker.subprocess_closed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGCONT)
-        await worker.close()
-
-
-class Recorder:
-    """A listener that records each call's arguments."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def __call__(self, *args: Any) -> None:
-        self.calls.append(args)
 
 
 def _mime_types(rtp_capabilities: dict[str, Any]) -> set[str]:
@@ -147,7 +105,7 @@ async def test_async_with_closes_the_worker() -> None:
     async with await create_worker() as worker:
         assert not worker.closed
         pid = worker.pid
-    assert _is_closed(worker)
+    assert is_closed(worker)
     assert worker.returncode == 0
     assert _process_gone(pid)
 
@@ -180,7 +138,7 @@ async def test_create_router_dump_and_close() -> None:
         worker_closed = Recorder()
         router.on("workerclose", worker_closed)
         await router.close()
-        assert _is_closed(router)
+        assert is_closed(router)
         assert closed.calls == [()]
         assert worker_closed.calls == []
         assert (await worker.dump())["routerIds"] == []

@@ -7,9 +7,7 @@ time limit, the ICE-TCP peer's reads have timeouts).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -18,17 +16,13 @@ from controller import (
     ControllerError,
     ControllerTypeError,
     InvalidStateError,
-    Router,
-    Transport,
     WebRtcServer,
     WebRtcTransport,
-    Worker,
     create_worker,
 )
+from tests.controller_support import Recorder, async_test, is_closed, running_worker, wait_until
 from tests.ice_client import IceCredentials, IceTcpClient
 
-TEST_TIMEOUT_S = 60.0
-WAIT_S = 5.0
 LOCALHOST = "127.0.0.1"
 SERVER_LISTEN_INFOS: list[dict[str, Any]] = [
     {"protocol": "udp", "ip": LOCALHOST},
@@ -39,50 +33,6 @@ REMOTE_DTLS = {
     "fingerprints": [{"algorithm": "sha-256", "value": ":".join(["AB"] * 32)}],
 }
 
-AsyncTest = Callable[..., Coroutine[Any, Any, None]]
-
-
-def async_test(fn: AsyncTest) -> Callable[..., None]:
-    """Run an async test function on a fresh event loop, bounded by TEST_TIMEOUT_S."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT_S))
-
-    return wrapper
-
-
-class Recorder:
-    """A listener that records each call's arguments."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def __call__(self, *args: Any) -> None:
-        self.calls.append(args)
-
-
-def _closed(entity: Worker | Router | WebRtcServer | Transport) -> bool:
-    """Read through a call, so that mypy does not keep an earlier ``assert not closed``."""
-    return entity.closed
-
-
-async def _wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def running_worker() -> AsyncIterator[Worker]:
-    worker = await create_worker()
-    try:
-        yield worker
-    finally:
-        await worker.close()
 
 
 def _listen_port(dump: dict[str, Any], protocol: str) -> int:
@@ -124,7 +74,7 @@ async def test_create_webrtc_server_dump_and_close() -> None:
         worker_closed = Recorder()
         server.on("workerclose", worker_closed)
         await server.close()
-        assert _closed(server)
+        assert is_closed(server)
         assert closed.calls == [()]
         assert worker_closed.calls == []
         assert (await worker.dump())["webRtcServerIds"] == []
@@ -167,7 +117,7 @@ async def test_worker_close_closes_servers_routers_and_transports() -> None:
     transport.on("listenserverclose", functools.partial(events, "transport listenserverclose"))
     transport.observer.on("close", functools.partial(events, "transport close"))
     await worker.close()
-    assert _closed(server) and _closed(router) and _closed(transport)
+    assert is_closed(server) and is_closed(router) and is_closed(transport)
     assert events.calls == [
         ("transport routerclose",),
         ("transport close",),
@@ -231,7 +181,7 @@ async def test_transport_through_server_matches_the_worker_dump() -> None:
         closed = Recorder()
         transport.observer.on("close", closed)
         await transport.close()
-        assert _closed(transport)
+        assert is_closed(transport)
         assert closed.calls == [()]
         assert unhandled.calls == [(transport,)]
         assert router.transports == [tcp_only]
@@ -265,7 +215,7 @@ async def test_transport_with_own_listen_infos() -> None:
         transport.on("routerclose", functools.partial(events, "routerclose"))
         transport.observer.on("close", functools.partial(events, "close"))
         await router.close()
-        assert _closed(transport)
+        assert is_closed(transport)
         assert events.calls == [("routerclose",), ("close",)]
         assert router.transports == []
 
@@ -281,7 +231,7 @@ async def test_server_close_closes_its_transports() -> None:
         transport.on("routerclose", functools.partial(events, "routerclose"))
         transport.observer.on("close", functools.partial(events, "close"))
         await server.close()
-        assert _closed(transport)
+        assert is_closed(transport)
         assert events.calls == [("listenserverclose",), ("close",)]
         assert router.transports == []
         assert (await router.dump())["transportIds"] == []
@@ -336,7 +286,7 @@ async def test_ice_tcp_connect_and_restart_ice() -> None:
             creds = IceCredentials.of({"iceParameters": transport.ice_parameters})
             response = await asyncio.to_thread(client.request, creds, use_candidate=True)
             assert response.transaction_id
-            await _wait_until(lambda: transport.ice_state == "completed")
+            await wait_until(lambda: transport.ice_state == "completed")
             assert ("icestatechange", "completed") in events.calls
             assert observed.calls[-1] == ("completed",)
             selected = transport.ice_selected_tuple
