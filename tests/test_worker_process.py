@@ -182,7 +182,8 @@ def test_unimplemented_methods_say_so() -> None:
         assert response["accepted"] is False and response["error"] == "Error"
         assert response["reason"] == ("router.createPlainTransport is not implemented yet "
                                       "[method:router.createPlainTransport]")
-        response = proc.request("router.canConsume", "r1", {})
+        response = proc.request("router.createActiveSpeakerObserver", "r1",
+                                {"rtpObserverId": "o"})
         assert "not implemented yet" in response["reason"]
 
 

@@ -66,6 +66,7 @@ class IceListener:
         self.closed = False
         self.dropped_unknown = 0
         self.dropped_malformed_stun = 0
+        self._to_flush: list[Any] = []
         try:
             for info in infos:
                 self._open(info)
@@ -77,6 +78,7 @@ class IceListener:
         sock = bind_socket(info)
         if info.protocol == "udp":
             udp = UdpSocket(self._loop, sock, self._pools["udpRecv"], self._on_udp_datagram)
+            udp.on_batch_end = self._flush_media
             self.udp_sockets.append(udp)
             self._announced[("udp", *udp.local)] = info.announced_address
         else:
@@ -112,6 +114,20 @@ class IceListener:
         return endpoints
 
     # -- UDP ------------------------------------------------------------------------------
+
+    def defer_flush(self, ingress: Any) -> None:
+        """Flush ``ingress`` (a :class:`worker.media_ingress.MediaIngress`) at the end of the
+        current receive batch, while its queued slots are still lent."""
+        self._to_flush.append(ingress)
+
+    def _flush_media(self) -> None:
+        pending = self._to_flush
+        if not pending:
+            return
+        self._to_flush = []
+        for ingress in pending:
+            if not ingress.closed:
+                ingress.flush()
 
     def _on_udp_datagram(self, sock: UdpSocket, view: memoryview, source: tuple[str, int],
                          kind: Kind) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 from worker.entity import Context, Entity, handles, require_str
 from worker.errors import WorkerError
 from worker.ortc import generate_router_rtp_capabilities
+from worker.ortc_consume import can_consume
+from worker.producer import Producer
 from worker.transport import Transport
 from worker.webrtc_transport import WebRtcTransport
 
@@ -29,6 +31,7 @@ class Router(Entity):
         self._on_closed = on_closed
         self.transports: dict[str, Transport] = {}
         self.rtp_observers: dict[str, Entity] = {}
+        self.producers: dict[str, Producer] = {}
         ctx.registry.register(self)
 
     @handles("dump")
@@ -37,8 +40,11 @@ class Router(Entity):
             "id": self.id,
             "transportIds": list(self.transports),
             "rtpObserverIds": list(self.rtp_observers),
-            "mapProducerIdConsumerIds": [],
-            "mapConsumerIdProducerId": [],
+            "mapProducerIdConsumerIds": [
+                {"key": pid, "values": list(p.consumers)} for pid, p in self.producers.items()],
+            "mapConsumerIdProducerId": [
+                {"key": cid, "value": pid} for pid, p in self.producers.items()
+                for cid in p.consumers],
             "mapProducerIdObserverIds": [],
             "mapDataProducerIdDataConsumerIds": [],
             "mapDataConsumerIdDataProducerId": [],
@@ -53,6 +59,7 @@ class Router(Entity):
         transport_id = require_str(data, "transportId")
         self.ctx.registry.check_free(transport_id)
         transport = WebRtcTransport(transport_id, self.ctx, data, self._transport_closed)
+        transport.router = self
         self.transports[transport_id] = transport
         self.ctx.logger.debug(f"webRtcTransport created [transportId:{transport_id}]", tag="info")
         return transport.dump({})
@@ -64,6 +71,20 @@ class Router(Entity):
         if transport is None:
             raise WorkerError(f"transport {transport_id!r} not found")
         transport.close()
+
+    @handles("canConsume")
+    def can_consume(self, data: dict[str, Any]) -> bool:
+        producer_id = require_str(data, "producerId")
+        producer = self.producers.get(producer_id)
+        if producer is None:
+            raise WorkerError(f"producer not found [producerId:{producer_id}]")
+        return can_consume(producer.consumable_rtp_parameters, data.get("rtpCapabilities"))
+
+    def producer_added(self, producer: Producer) -> None:
+        self.producers[producer.id] = producer
+
+    def producer_removed(self, producer: Producer) -> None:
+        self.producers.pop(producer.id, None)
 
     def _transport_closed(self, transport: Transport) -> None:
         self.transports.pop(transport.id, None)

@@ -7,9 +7,11 @@ goes (ICE eviction, consent expiry, ICE restart retiring a tuple, the transport 
 closing), its connection is closed and its buffer returned at once (DESIGN.md rule 5).
 
 ``transport.connect {dtlsParameters}`` sets up DTLS (:mod:`worker.dtls_transport`), which starts
-once ICE is connected; a DTLS datagram on a valid tuple selects that tuple. Media (produce and
-consume) comes in a later version: until then RTP and RTCP arriving on a valid tuple are
-counted (``packetsIgnored``) and dropped.
+once ICE is connected; a DTLS datagram on a valid tuple selects that tuple. Once DTLS is
+connected its exported keys make the SRTP contexts: RTP arriving on a valid tuple goes to the
+media ingress (unprotected in place in its pool slot), RTCP to the transport's RTCP handling,
+and media and RTCP leave on the selected tuple. Before that, RTP and RTCP are counted
+(``packetsIgnored``) and dropped. Only a tuple that passed ICE is ever sent to.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from worker._fast import Kind, StunMessageView, StunParseError, classify, parse_stun
-from worker.dtls import DtlsConnected
+from worker._fast.srtp import SrtpContext, SrtpError, protect_rtcp, protect_rtp, unprotect_rtcp
+from worker.dtls import DtlsConnected, srtp_sessions
 from worker.dtls_transport import DtlsTransport
 from worker.entity import Context, handles
 from worker.errors import InvalidStateError, WorkerError, WorkerTypeError
 from worker.ice_listener import IceListener
 from worker.ice_server import IceServer, IceTuple, IceUpdate
 from worker.listen_info import parse_listen_infos
+from worker.media_ingress import DEFERRED_SINKS, new_sink_id
 from worker.net.tcp import TcpConnection
 from worker.transport import Transport
 
@@ -140,6 +144,10 @@ class WebRtcTransport(Transport):
         self._removing = False
         self.dtls: DtlsTransport | None = None
         self.dtls_connected: DtlsConnected | None = None  # the SRTP keys, once connected
+        self._srtp_in: SrtpContext | None = None
+        self._srtp_out: SrtpContext | None = None
+        self._sink_id: int | None = None  # our deferred sink while a TCP tuple is selected
+        self.srtcp_failed = 0
         self.bytes_received = 0
         self.bytes_sent = 0
         self.packets_ignored = 0
@@ -244,8 +252,96 @@ class WebRtcTransport(Transport):
 
     def _dtls_connected(self, connected: DtlsConnected) -> None:
         self.dtls_connected = connected
+        self._srtp_in, self._srtp_out = srtp_sessions(connected.srtp)
         self.ctx.logger.debug(f"DTLS connected [transportId:{self.id}, srtpCryptoSuite:"
                               f"{connected.srtp_crypto_suite}]", tag="dtls")
+        self.send_path_changed()
+
+    # -- media ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """mediasoup's WebRtcTransport stats, plus the media path's counters."""
+        stats = super().stats()
+        stats.update(
+            iceRole="controlled", iceState=self.ice.state,
+            dtlsState=self.dtls.state if self.dtls else "new",
+            bytesReceived=self.bytes_received, bytesSent=self.bytes_sent,
+            srtcpFailed=self.srtcp_failed, packetsIgnored=self.packets_ignored,
+        )
+        if self.ice.selected is not None:
+            stats["iceSelectedTuple"] = self.ice.selected.dump()
+        return stats
+
+    def media_ready(self) -> bool:
+        return self._srtp_out is not None and self.ice.selected is not None and not self.closed
+
+    def srtp_out(self) -> SrtpContext | None:
+        return self._srtp_out
+
+    def srtp_in(self) -> SrtpContext | None:
+        return self._srtp_in
+
+    def send_target(self) -> tuple[int, tuple[str, int]] | None:
+        tup = self.ice.selected
+        if tup is None or self._srtp_out is None:
+            return None
+        if tup.connection is None:
+            return tup.socket.fd, (tup.remote_ip, tup.remote_port)
+        if self._sink_id is None:
+            self._sink_id = new_sink_id()
+        DEFERRED_SINKS[self._sink_id] = self._send_deferred
+        return self._sink_id, (tup.remote_ip, tup.remote_port)
+
+    def _send_deferred(self, packet: memoryview) -> None:
+        """An output of the C fan-out for our TCP tuple (already protected)."""
+        tup = self.ice.selected
+        if tup is not None and tup.connection is not None and tup.connection.send(packet):
+            self.bytes_sent += len(packet)
+
+    def send_rtp(self, packet: bytes) -> bool:
+        if self._srtp_out is None or self.ice.selected is None:
+            return False
+        try:
+            data = protect_rtp(self._srtp_out, packet)
+        except SrtpError:
+            return False
+        return self._send_on(self.ice.selected, data)
+
+    def send_rtcp(self, packet: bytes) -> bool:
+        if self._srtp_out is None or self.ice.selected is None:
+            return False
+        try:
+            data = protect_rtcp(self._srtp_out, packet)
+        except SrtpError:
+            return False
+        return self._send_on(self.ice.selected, data)
+
+    def _receive_media(self, tup: IceTuple, data: memoryview, kind: Kind) -> None:
+        if kind is Kind.RTCP:
+            try:
+                plain = unprotect_rtcp(self._srtp_in, data)  # type: ignore[arg-type]
+            except SrtpError:
+                self.srtcp_failed += 1
+                return
+            self.receive_rtcp(plain)
+            return
+        if tup.connection is None:
+            self.ingress.receive(tup.socket.current_slot, len(data), self._srtp_in,
+                                 self._listener.defer_flush)
+            return
+        pool = self.ctx.pools["udpRecv"]  # a TCP frame: copy it into a slot of the ingress slab
+        if len(data) > pool.slot_size:
+            self.ingress.malformed += 1
+            return
+        slot = pool.acquire()
+        if slot is None:
+            self.ingress.out_of_slots += 1
+            return
+        try:
+            pool.view(slot)[: len(data)] = data
+            self.ingress.receive(slot, len(data), self._srtp_in, None)
+        finally:
+            pool.release(slot)
 
     @handles("restartIce")
     def restart_ice(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -274,8 +370,10 @@ class WebRtcTransport(Transport):
         if kind is Kind.DTLS and self.dtls is not None and self.dtls.started:
             self._apply(self.ice.force_select(tup))  # DTLS on a valid tuple selects it
             self.dtls.handle_datagram(bytes(data))
+        elif (kind is Kind.RTP or kind is Kind.RTCP) and self._srtp_in is not None:
+            self._receive_media(tup, data, kind)
         else:
-            self.packets_ignored += 1  # RTP and RTCP wait for produce/consume
+            self.packets_ignored += 1  # before DTLS gave keys, or not media
 
     def _on_tcp_frame(self, conn: TcpConnection, view: memoryview) -> None:
         tup = self._tcp_tuples.get(conn)
@@ -293,13 +391,14 @@ class WebRtcTransport(Transport):
         else:
             self.handle_packet(tup, view, kind)
 
-    def _send_on(self, tup: IceTuple, data: bytes) -> None:
+    def _send_on(self, tup: IceTuple, data: bytes) -> bool:
         if tup.connection is not None:
             sent = tup.connection.send(data)
         else:
             sent = tup.socket.send(data, (tup.remote_ip, tup.remote_port))
         if sent:
             self.bytes_sent += len(data)
+        return bool(sent)
 
     # -- ICE updates ----------------------------------------------------------------------
 
@@ -314,8 +413,12 @@ class WebRtcTransport(Transport):
                 conn.transfer(self, self._on_tcp_frame)
                 self._tcp_tuples[conn] = added
         self._schedule_consent()
-        if update.selected_changed and self.ice.selected is not None:
-            self.emit("iceselectedtuplechange", {"iceSelectedTuple": self.ice.selected.dump()})
+        if update.selected_changed:
+            self._drop_sink()
+            if self.ice.selected is not None:
+                self.emit("iceselectedtuplechange",
+                          {"iceSelectedTuple": self.ice.selected.dump()})
+            self.send_path_changed()
         if update.state_changed:
             self.emit("icestatechange", {"iceState": self.ice.state})
             self._start_dtls_if_ready()
@@ -365,9 +468,15 @@ class WebRtcTransport(Transport):
         """Our WebRtcServer is closing: close before its sockets do."""
         self.close()
 
+    def _drop_sink(self) -> None:
+        if self._sink_id is not None:
+            DEFERRED_SINKS.pop(self._sink_id, None)
+            self._sink_id = None
+
     def release_transport(self) -> None:
         """Higher layers first: the DTLS close alert, then ICE tuples and their connections,
         then the sockets (our own listener's) or our registration with the server."""
+        self._drop_sink()
         if self.dtls is not None:
             self.dtls.close()
         if self._consent_timer is not None:

@@ -454,3 +454,44 @@ class RtpBatch:
         return _rtp_view(self.headers[index])
 
 
+
+
+class SlabRtp:
+    """Per-packet header work on packets that live in the slots of one slab (a pool's), with
+    one reusable header struct and no allocation per packet: the ingress path parses each
+    received packet once here, reads the fields it routes on straight from ``header``, and
+    restores RTX packets in place.
+
+    ``parse(offset, length)`` returns 0 (RtpReason.OK) or the negative reason; the element
+    offsets in ``header`` are relative to ``offset``."""
+
+    __slots__ = ("_owner", "_ptr", "_slab_len", "header")
+
+    def __init__(self, slab: WritableBuffer) -> None:
+        view = memoryview(slab).cast("B")
+        self._ptr, self._owner = buffer_pointer(view, True)
+        self._slab_len = len(view)
+        self.header: RtpHeaderStruct = ffi.new("struct mw_rtp_header *")
+
+    def parse(self, offset: int, length: int) -> int:
+        if offset < 0 or length < 0 or offset + length > self._slab_len:
+            return int(RtpReason.BAD_ARGUMENT)
+        rc: int = lib.mw_rtp_parse(self._ptr + offset, length, self.header)
+        return rc
+
+    def extension(self, ext_id: int) -> tuple[int, int] | None:
+        """(offset from the packet's start, length) of the parsed header's element ``ext_id``."""
+        index: int = lib.mw_rtp_ext_find(self.header, ext_id)
+        if index < 0:
+            return None
+        element = self.header.ext[index]  # type: ignore[attr-defined]
+        return int(element.offset), int(element.length)
+
+    def rtx_decapsulate(self, offset: int, length: int, ssrc: int, payload_type: int) -> int:
+        """Restore the original packet from the RTX packet at ``offset`` (RFC 4588) in place
+        and re-parse it; its new length, or a negative RtpReason."""
+        if offset < 0 or length < 0 or offset + length > self._slab_len:
+            return int(RtpReason.BAD_ARGUMENT)
+        rc: int = lib.mw_rtp_rtx_decapsulate(self._ptr + offset, length, ssrc, payload_type,
+                                             self.header)
+        return rc

@@ -300,6 +300,14 @@ class SrtpContext:
         self.session: pylibsrtp.Session = pylibsrtp.Session(policy)
         self.pointer: Any = api.session_pointer(self.session)
 
+    def remove_stream(self, ssrc: int) -> bool:
+        """Forget libsrtp's state for ``ssrc`` (its stream went away); False if it had none."""
+        try:
+            self.session.remove_stream(ssrc)
+        except Exception:  # pylibsrtp raises a bare Error for "no such stream"
+            return False
+        return True
+
     @classmethod
     def outbound(cls, profile: SrtpProfile, key: bytes, *, allow_repeat_tx: bool = True,
                  window_size: int = SRTP_REPLAY_WINDOW) -> SrtpContext:

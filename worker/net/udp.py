@@ -1,9 +1,11 @@
 """A UDP socket read in batches: one ``recvmmsg`` per readiness event into pool slots.
 
-The slots of a batch are lent from the ``udpRecv`` pool for the duration of the callback and
-given back before it returns: a datagram that must outlive the callback is copied by its
-consumer. When the pool is empty, datagrams are read into a private scratch buffer and dropped
-(counted), so the socket is always drained and never spins the loop.
+The slots of a batch are lent from the ``udpRecv`` pool for the duration of the callbacks and
+given back after ``on_batch_end`` returns: a datagram that must outlive the batch is copied by
+its consumer. During a callback, ``current_slot`` names the datagram's slot, so the media path
+can queue slots and fan them out in one C call at the end of the batch. When the pool is empty,
+datagrams are read into a private scratch buffer and dropped (counted), so the socket is always
+drained and never spins the loop.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class UdpSocket:
         self._batch = RecvBatch(memoryview(pool.slab), pool.slot_size, RECV_BATCH)
         self._scratch = bytearray(pool.slot_size)
         self.on_datagram = on_datagram
+        # Set by the owner: called once after each receive batch, while its slots are still
+        # lent (the media path flushes its queue of slots there).
+        self.on_batch_end: Callable[[], None] | None = None
+        self.current_slot = -1  # the pool slot of the datagram being delivered
         self.fd = sock.fileno()
         self.local: tuple[str, int] = sock.getsockname()[:2]
         self.closed = False
@@ -81,9 +87,13 @@ class UdpSocket:
                 continue
             self.packets_received += 1
             self.bytes_received += len(view)
+            self.current_slot = batch_slots[i]
             self.on_datagram(self, view, source, _KINDS[kinds[i]])
             if self.closed:  # a handler may close the socket (its owner closing)
                 break
+        self.current_slot = -1
+        if self.on_batch_end is not None:
+            self.on_batch_end()
         return received
 
     def _drain_without_buffers(self) -> None:
