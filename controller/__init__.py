@@ -2,10 +2,15 @@
 
     async with await create_worker(log_level="warn") as worker:
         router = await worker.create_router(media_codecs=[...])
-        print(router.rtp_capabilities)
+        transport = await router.create_webrtc_transport(listen_infos=[...])
+        producer = await transport.produce(kind="audio", rtp_parameters={...})
+        consumer = await other_transport.consume(
+            producer_id=producer.id, rtp_capabilities=device_rtp_capabilities
+        )
 """
 
 from controller.channel import Channel, ChannelEntity
+from controller.consumer import Consumer
 from controller.errors import (
     ControllerError,
     ControllerTypeError,
@@ -14,6 +19,7 @@ from controller.errors import (
     UnsupportedError,
 )
 from controller.events import EnhancedEventEmitter
+from controller.producer import Producer
 from controller.router import Router
 from controller.transport import Transport
 from controller.webrtc_server import WebRtcServer
@@ -23,10 +29,12 @@ from controller.worker import Worker, create_worker
 __all__ = [
     "Channel",
     "ChannelEntity",
+    "Consumer",
     "ControllerError",
     "ControllerTypeError",
     "EnhancedEventEmitter",
     "InvalidStateError",
+    "Producer",
     "RequestTimeoutError",
     "Router",
     "Transport",

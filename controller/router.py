@@ -2,18 +2,26 @@
 
 Created by :meth:`controller.worker.Worker.create_router`. Events: ``workerclose`` (the worker
 closed or died), and on :attr:`Router.observer` ``close`` and ``newtransport`` (transport).
-Its transports (:meth:`Router.create_webrtc_transport`) close with it and emit ``routerclose``.
+Its transports (:meth:`Router.create_webrtc_transport`) close with it and emit ``routerclose``
+(and their producers and consumers ``transportclose``). :meth:`Router.can_consume` asks the
+worker, which does the capability negotiation, whether a producer can be consumed.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from controller.channel import Channel, ChannelEntity, expect_map
-from controller.errors import ControllerError, ControllerTypeError, InvalidStateError
+from controller.errors import (
+    ControllerError,
+    ControllerTypeError,
+    InvalidStateError,
+    RequestTimeoutError,
+)
 from controller.transport import Transport
 from controller.webrtc_server import WebRtcServer, check_listen_infos
 from controller.webrtc_transport import WebRtcTransport
@@ -56,6 +64,29 @@ class Router(ChannelEntity):
 
     async def dump(self) -> dict[str, Any]:
         return expect_map(await self._request("router.dump"), "router.dump")
+
+    async def can_consume(self, producer_id: str, rtp_capabilities: Mapping[str, Any]) -> bool:
+        """``router.canConsume``: whether an endpoint with ``rtp_capabilities`` can consume the
+        producer. As mediasoup, an unknown producer or capabilities the worker refuses give
+        False (logged); a closed router or channel raises :class:`InvalidStateError`."""
+        method = "router.canConsume"
+        if not isinstance(producer_id, str) or not producer_id:
+            raise ControllerTypeError("producer_id must be a non-empty str")
+        if not isinstance(rtp_capabilities, Mapping):
+            raise ControllerTypeError("rtp_capabilities must be a mapping")
+        data = {"producerId": producer_id, "rtpCapabilities": copy.deepcopy(dict(rtp_capabilities))}
+        try:
+            result = await self._request(method, data)
+        except (InvalidStateError, RequestTimeoutError):
+            raise
+        except ControllerError as exc:
+            logger.error("router %s: %s failed: %s", self.id, method, exc)
+            return False
+        if not isinstance(result, bool):
+            raise ControllerError(
+                f"worker answered {method} with a {type(result).__name__}, expected a bool"
+            )
+        return result
 
     async def create_webrtc_transport(
         self,
@@ -135,6 +166,9 @@ class Router(ChannelEntity):
         """Close the router in the worker (``worker.closeRouter``). Closing twice is a no-op."""
         if not self._mark_closed():
             return
+        # Its children close at once, as mediasoup: the notifications the worker sends while
+        # closing them (a consumer's producerclose) must not reach them.
+        self._closed_children()
         try:
             await self._channel.request("worker.closeRouter", "", {"routerId": self.id})
         except InvalidStateError as exc:
@@ -142,7 +176,6 @@ class Router(ChannelEntity):
         except ControllerError as exc:
             logger.warning("router %s: worker.closeRouter failed: %s", self.id, exc)
         finally:
-            self._closed_children()
             self.emit("@close")
             self.observer.emit("close")
 

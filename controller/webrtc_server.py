@@ -67,6 +67,12 @@ class WebRtcServer(ChannelEntity):
         Closing twice is a no-op."""
         if not self._mark_closed():
             return
+        # Its transports close locally first (as a router's do): their producers' and
+        # consumers' close is ``transportclose``, not the worker's ``producerclose`` that the
+        # close request makes other consumers of them hear.
+        transports, self._transports = self._transports, {}
+        for transport in transports.values():
+            transport._listen_server_closed()
         try:
             await self._channel.request(
                 "worker.closeWebRtcServer", "", {"webRtcServerId": self.id}
@@ -76,9 +82,6 @@ class WebRtcServer(ChannelEntity):
         except ControllerError as exc:
             logger.warning("webRtcServer %s: worker.closeWebRtcServer failed: %s", self.id, exc)
         finally:
-            transports, self._transports = self._transports, {}
-            for transport in transports.values():
-                transport._listen_server_closed()
             self.emit("@close")
             self.observer.emit("close")
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from controller import (
-    ControllerError,
     ControllerTypeError,
     InvalidStateError,
     WebRtcServer,
@@ -298,8 +297,9 @@ async def test_ice_tcp_connect_and_restart_ice() -> None:
             assert dump["iceState"] == "completed"
             assert dump["iceSelectedTuple"] == selected
 
-            with pytest.raises(ControllerError):  # not implemented yet: passed through
-                await transport.get_stats()
+            stats = await transport.get_stats()
+            assert stats[0]["type"] == "webrtc-transport"
+            assert stats[0]["transportId"] == transport.id
 
             await transport.connect(dtls_parameters=REMOTE_DTLS)
             assert transport.dtls_parameters["role"] == "server"

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 
 import { EnhancedEventEmitter } from './EnhancedEventEmitter.js';
-import { InvalidStateError } from './errors.js';
+import { InvalidStateError, RequestTimeoutError } from './errors.js';
 import { Logger } from './Logger.js';
 import { WebRtcServer } from './WebRtcServer.js';
 import { WebRtcTransport } from './WebRtcTransport.js';
-import { checkAppData } from './appData.js';
+import { checkAppData, isPlainObject } from './appData.js';
 
 const logger = new Logger('Router');
 
@@ -13,7 +13,8 @@ const logger = new Logger('Router');
  * A router in a worker. Create it with worker.createRouter().
  *
  * Events: "workerclose" when its worker closed (or died). Observer events: "close",
- * "newtransport" (Transport).
+ * "newtransport" (Transport). Its transports close with it ("routerclose"), and their producers
+ * and consumers with them ("transportclose").
  * Internal event: "@close" when it closes itself, so its worker forgets it.
  *
  * Later work adds the router's children (transports, RTP observers) here: each kept in a map by
@@ -103,6 +104,35 @@ export class Router extends EnhancedEventEmitter {
   async dump() {
     this.#assertOpen('dump()');
     return this.#channel.request('router.dump', this.id);
+  }
+
+  /**
+   * Whether an endpoint with `rtpCapabilities` can consume the producer (the worker does the
+   * capability negotiation, so unlike mediasoup this returns a promise). As mediasoup, an unknown
+   * producer or capabilities the worker refuses give false (logged); a closed router rejects with
+   * InvalidStateError.
+   */
+  async canConsume({ producerId, rtpCapabilities } = {}) {
+    this.#assertOpen('canConsume()');
+    if (typeof producerId !== 'string' || producerId.length === 0) {
+      throw new TypeError('missing producerId');
+    }
+    if (!isPlainObject(rtpCapabilities)) throw new TypeError('missing rtpCapabilities (an object)');
+    let response;
+    try {
+      response = await this.#channel.request('router.canConsume', this.id, {
+        producerId,
+        rtpCapabilities,
+      });
+    } catch (error) {
+      if (error instanceof InvalidStateError || error instanceof RequestTimeoutError) throw error;
+      logger.error(`canConsume() failed [routerId:${this.id}]: ${error.message}`);
+      return false;
+    }
+    if (typeof response !== 'boolean') {
+      throw new Error(`worker answered router.canConsume with ${typeof response}, not a boolean`);
+    }
+    return response;
   }
 
   /**

@@ -4,6 +4,8 @@ import { EnhancedEventEmitter } from './EnhancedEventEmitter.js';
 import { Logger } from './Logger.js';
 import { Worker } from './Worker.js';
 
+export { Consumer } from './Consumer.js';
+export { Producer } from './Producer.js';
 export { Router } from './Router.js';
 export { Transport } from './Transport.js';
 export { WebRtcServer } from './WebRtcServer.js';
