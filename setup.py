@@ -29,6 +29,7 @@ setup(
             "hypothesis>=6.100",
             "aiortc>=1.9",
             "aioice>=0.9",
+            "pymediasoup>=1.5,<2",
             "psutil>=5.9",
             "ruff>=0.5",
             "mypy>=1.10",
