@@ -286,7 +286,7 @@ class Transport(Entity):
             self._report_blocks(packet.reports)
         elif isinstance(packet, Nack):
             consumer = self.consumers_by_ssrc.get(packet.media_ssrc)
-            if consumer is None:
+            if consumer is None or packet.media_ssrc != consumer.ssrc:
                 self.rtcp_unknown_ssrc += 1
             else:
                 consumer.receive_nack(packet.lost)
@@ -322,7 +322,7 @@ class Transport(Entity):
 
     def _key_frame_request(self, media_ssrc: int, fir: bool) -> None:
         consumer = self.consumers_by_ssrc.get(media_ssrc)
-        if consumer is None:
+        if consumer is None or media_ssrc != consumer.ssrc:
             self.rtcp_unknown_ssrc += 1
         else:
             consumer.receive_key_frame_request(fir)
@@ -395,9 +395,12 @@ class Transport(Entity):
                 "rtpPacketsReceived": ingress.rtp_received,
                 "rtpPacketsForwarded": ingress.forwarded,
                 "rtcpPacketsReceived": self.rtcp_received, "rtcpPacketsSent": self.rtcp_sent,
+                "rtcpMalformed": self.rtcp_malformed, "rtcpUnknownSsrc": self.rtcp_unknown_ssrc,
                 "srtpFailed": ingress.srtp_failed, "rtpMalformed": ingress.malformed,
                 "rtpUnknownSsrc": ingress.unknown_ssrc, "rembReceived": self.remb_received,
-                "transportCcReceived": self.transport_cc_received}
+                "transportCcReceived": self.transport_cc_received,
+                "rtpSendDropped": ingress.send_dropped, "rtpOutOfSlots": ingress.out_of_slots,
+                "rtpStoreNoBuffer": ingress.store_no_buffer}
 
     @handles("enableTraceEvent")
     def enable_trace_event(self, data: dict[str, Any]) -> None:

@@ -223,6 +223,8 @@ class WebRtcTransport(Transport):
             "packetsIgnored": self.packets_ignored,
             "tcpConnections": len(self._tcp_tuples),
         }
+        if self._ingress is not None:
+            dump["counters"].update(self._ingress.counters())
         if self._own_listener is not None:
             dump["listenerCounters"] = self._own_listener.counters()
         return dump
