@@ -1,5 +1,5 @@
-"""A scripted WebRTC endpoint for media tests: ICE, DTLS and SRTP on one UDP socket, with no
-WebRTC stack, every step synchronous and bounded.
+"""A scripted WebRTC endpoint for media tests: ICE, DTLS and SRTP on one UDP socket (or one
+ICE-TCP connection), with no WebRTC stack, every step synchronous and bounded.
 
 What it owns:
 
@@ -8,7 +8,11 @@ What it owns:
   USE-CANDIDATE, a DTLS handshake in the client role with the worker's sans-IO
   :class:`worker.dtls.DtlsSession`), then protects what the test sends and unprotects what the
   worker sends with pylibsrtp sessions made from the exported keys. A peer made with
-  ``wrong_keys`` completes the handshake but protects with random keys.
+  ``wrong_keys`` completes the handshake but protects with random keys. With
+  ``protocol="tcp"`` everything (ICE, DTLS, SRTP, SRTCP) travels as RFC 4571 frames on one
+  connection to the transport's TCP candidate (:class:`Link`).
+* :class:`Watch`: reads what a peer received from a point on, so that several readers (one per
+  consumer on one peer, say) each see every item;
 * packet builders: :class:`RtpSource` (one stream's numbering, RTP built with the pure-Python
   reference in ``tests/reference/rtp.py``) and VP8 / Opus payloads;
 * what a mediasoup-client endpoint sends as ``rtpParameters`` for Opus and VP8 (with RTX), and
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +31,9 @@ from typing import Any, Final
 
 import pylibsrtp
 
-from tests.ice_client import IceCredentials, IceUdpClient
+from tests.ice_client import IceCredentials, IceTcpClient, IceUdpClient
 from tests.reference import classify as demux
+from tests.reference import rtcp as ref_rtcp
 from tests.reference import rtp as ref_rtp
 from tests.reference import stun
 from tests.worker_process import WorkerProcess
@@ -43,13 +49,17 @@ __all__ = [
     "RTX_PT",
     "VIDEO_CODECS",
     "VP8_PT",
+    "Link",
     "Received",
     "RtpSource",
     "SrtpPeer",
+    "Watch",
     "create_router",
     "create_transport",
     "opus_parameters",
     "pools_in_use",
+    "rtcp_of",
+    "rtp_of",
     "vp8_parameters",
     "vp8_payload",
 ]
@@ -91,11 +101,13 @@ def create_router(worker: WorkerProcess) -> tuple[str, Json]:
     return router_id, answer["rtpCapabilities"]
 
 
-def create_transport(worker: WorkerProcess, router_id: str) -> str:
-    """A WebRtcTransport listening on UDP 127.0.0.1 (an ephemeral port)."""
+def create_transport(worker: WorkerProcess, router_id: str,
+                     protocols: tuple[str, ...] = ("udp",)) -> str:
+    """A WebRtcTransport listening on 127.0.0.1 (ephemeral ports), one socket per protocol."""
     transport_id = f"transport-{os.urandom(4).hex()}"
     worker.ok("router.createWebRtcTransport", router_id, {
-        "transportId": transport_id, "listenInfos": [{"protocol": "udp", "ip": PEER_IP}]})
+        "transportId": transport_id,
+        "listenInfos": [{"protocol": protocol, "ip": PEER_IP} for protocol in protocols]})
     return transport_id
 
 
@@ -166,6 +178,7 @@ class RtpSource:
     seq: int = 1000
     timestamp: int = 90000
     mid: str | None = "0"  # carried in the MID extension (id MID_EXT_ID); None: no extension
+    extensions: tuple[tuple[int, bytes], ...] = ()  # more one-byte elements (id, value)
 
     def packet(self, payload: bytes, *, marker: bool = True, ts_step: int = 3000,
                padding: bytes = b"") -> bytes:
@@ -173,14 +186,75 @@ class RtpSource:
         packet = ref_rtp.RtpPacket(payload_type=self.payload_type, marker=int(marker),
                                    sequence_number=self.seq, timestamp=self.timestamp,
                                    ssrc=self.ssrc, payload=payload, padding=padding)
-        if self.mid is not None:
-            packet.set_extensions([(MID_EXT_ID, self.mid.encode())])
+        elements = [(MID_EXT_ID, self.mid.encode())] if self.mid is not None else []
+        elements += self.extensions
+        if elements:
+            packet.set_extensions(elements)
         self.seq = (self.seq + 1) & 0xFFFF
         self.timestamp = (self.timestamp + ts_step) & 0xFFFFFFFF
         return packet.serialize()
 
 
 # -- the peer ----------------------------------------------------------------------------------
+
+
+class Link:
+    """How the peer's datagrams travel: UDP datagrams to ``server``, or (``framed``) RFC 4571
+    frames on a connected ICE-TCP socket, each frame one datagram."""
+
+    def __init__(self, sock: socket.socket, server: tuple[str, int], *,
+                 framed: bool = False) -> None:
+        self.sock = sock
+        self.server = server
+        self.framed = framed
+        self.eof = False  # framed: the worker closed (or reset) the connection
+        self._buffer = bytearray()
+
+    def send(self, data: bytes) -> None:
+        if self.framed:
+            self.sock.settimeout(CONNECT_TIMEOUT_S)  # a read may have left it non-blocking
+            self.sock.sendall(struct.pack("!H", len(data)) + data)
+        else:
+            self.sock.sendto(data, self.server)
+
+    def read(self, timeout: float) -> bytes | None:
+        """The next datagram (frame), waiting up to ``timeout`` (0: only what is queued now);
+        None if none came."""
+        if not self.framed:
+            self.sock.settimeout(max(timeout, 0.0))
+            try:
+                return self.sock.recv(MAX_DATAGRAM)
+            except (TimeoutError, BlockingIOError):
+                return None
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self._next_frame()
+            if frame is not None:
+                return frame
+            if self.eof:
+                return None
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.0))
+            try:
+                chunk = self.sock.recv(MAX_DATAGRAM)
+            except (TimeoutError, BlockingIOError):
+                return None
+            except (ConnectionResetError, BrokenPipeError):
+                chunk = b""
+            if not chunk:
+                self.eof = True
+            self._buffer += chunk
+
+    def _next_frame(self) -> bytes | None:
+        buffer = self._buffer
+        while len(buffer) >= 2:
+            (length,) = struct.unpack_from("!H", buffer)
+            if len(buffer) < 2 + length:
+                return None
+            frame = bytes(buffer[2:2 + length])
+            del buffer[:2 + length]
+            if frame:  # a zero-length frame is a null packet (RFC 4571)
+                return frame
+        return None
 
 
 def _srtp_session(keys: SrtpKeys, *, inbound: bool, key: bytes | None = None) -> pylibsrtp.Session:
@@ -205,13 +279,21 @@ class SrtpPeer:
     rx: pylibsrtp.Session
     received: list[Received] = field(default_factory=list)  # everything, in arrival order
     undecryptable: int = 0
+    link: Link | None = None  # None: UDP datagrams from ``sock`` to ``server``
+    _io: Link = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.link is None:
+            self.link = Link(self.sock, self.server)
+        self._io = self.link
 
     @classmethod
     def connect(cls, worker: WorkerProcess, transport_id: str, *, wrong_keys: bool = False,
-                timeout: float = CONNECT_TIMEOUT_S) -> SrtpPeer:
-        """``transport.connect``, ICE, DTLS; returns once the worker's DTLS is connected."""
+                timeout: float = CONNECT_TIMEOUT_S, protocol: str = "udp") -> SrtpPeer:
+        """``transport.connect``, ICE, DTLS; returns once the worker's DTLS is connected.
+        ``protocol`` picks the transport's candidate: ``udp``, or ``tcp`` (ICE-TCP)."""
         dump = worker.ok("transport.dump", transport_id)
-        candidate = next(c for c in dump["iceCandidates"] if c["protocol"] == "udp")
+        candidate = next(c for c in dump["iceCandidates"] if c["protocol"] == protocol)
         server = (candidate["ip"], candidate["port"])
         certificate = DtlsCertificate.generate()
         answer = worker.ok("transport.connect", transport_id, {"dtlsParameters": {
@@ -221,19 +303,29 @@ class SrtpPeer:
         assert answer == {"dtlsLocalRole": "server"}, answer
         theirs = next(f for f in dump["dtlsParameters"]["fingerprints"]
                       if f["algorithm"] == "sha-256")
-        ice = IceUdpClient(PEER_IP, timeout=timeout)
+        creds = IceCredentials.of(dump)
+        ice: IceUdpClient | IceTcpClient
+        if protocol == "tcp":
+            ice = IceTcpClient(server, timeout=timeout)
+            link = Link(ice.sock, server, framed=True)
+        else:
+            ice = IceUdpClient(PEER_IP, timeout=timeout)
+            link = Link(ice.sock, server)
         try:
-            response = ice.request(IceCredentials.of(dump), server, use_candidate=True)
+            if isinstance(ice, IceTcpClient):
+                response = ice.request(creds, use_candidate=True)
+            else:
+                response = ice.request(creds, server, use_candidate=True)
             assert response.message_class == stun.StunClass.SUCCESS, response
             session = DtlsSession(certificate, "client",
                                   RemoteFingerprint.parse("sha-256", theirs["value"]))
-            keys = _handshake(ice.sock, server, session, timeout)
+            keys = _handshake(link, session, timeout)
         except BaseException:
             ice.close()
             raise
         tx_key = os.urandom(len(keys.local_key) + len(keys.local_salt)) if wrong_keys else None
         peer = cls(ice.sock, server, session, keys, _srtp_session(keys, inbound=False, key=tx_key),
-                   _srtp_session(keys, inbound=True))
+                   _srtp_session(keys, inbound=True), link=link)
         deadline = time.monotonic() + timeout
         while worker.ok("transport.dump", transport_id)["dtlsState"] != "connected":
             if time.monotonic() > deadline:
@@ -251,7 +343,7 @@ class SrtpPeer:
     # -- sending --------------------------------------------------------------------------
 
     def send_raw(self, data: bytes) -> None:
-        self.sock.sendto(data, self.server)
+        self._io.send(data)
 
     def send_rtp(self, packet: bytes) -> bytes:
         """Protect and send one RTP packet; returns the SRTP bytes sent (to replay them)."""
@@ -272,14 +364,10 @@ class SrtpPeer:
         is already queued. RTP and RTCP are unprotected (``undecryptable`` if they cannot be),
         DTLS records go to the session (its answers are sent)."""
         got: list[Received] = []
-        self.sock.settimeout(max(timeout, 0.0))
-        while True:
-            try:
-                data = self.sock.recv(MAX_DATAGRAM)
-            except (TimeoutError, BlockingIOError):
-                break
+        wait = timeout
+        while (data := self._io.read(wait)) is not None:
             got.append(self._decode(data))
-            self.sock.settimeout(0.0)
+            wait = 0.0
         self.received.extend(got)
         return got
 
@@ -327,28 +415,94 @@ class SrtpPeer:
         self.sock.close()
 
 
-def _handshake(sock: socket.socket, server: tuple[str, int], session: DtlsSession,
-               timeout: float) -> SrtpKeys:
-    """Run the client side of the handshake over ``sock``; the keys, or AssertionError."""
+# -- reading what a peer received ------------------------------------------------------------
+
+
+def rtp_of(item: Received) -> ref_rtp.RtpPacket | None:
+    """The RTP packet of a received item (None if it is not RTP)."""
+    kind, data = item
+    return ref_rtp.RtpPacket.parse(data) if kind == "rtp" else None
+
+
+def rtcp_of(item: Received) -> list[ref_rtcp.Packet]:
+    """The RTCP packets of a received compound (none if it is not RTCP); the worker's RTCP
+    must parse."""
+    kind, data = item
+    if kind != "rtcp":
+        return []
+    packets, error = ref_rtcp.parse_compound(data)
+    assert error is None, f"the worker sent malformed RTCP: {error} in {data.hex()}"
+    return packets
+
+
+class Watch:
+    """What one peer received, read from a point on. Several watches share a peer: each item
+    stays in ``peer.received`` for the others."""
+
+    def __init__(self, peer: SrtpPeer) -> None:
+        self.peer = peer
+        self.pos = len(peer.received)
+
+    def next(self, timeout: float) -> Received | None:
+        if self.pos == len(self.peer.received):
+            self.peer.recv(timeout)
+            if self.pos == len(self.peer.received):
+                return None
+        item = self.peer.received[self.pos]
+        self.pos += 1
+        return item
+
+    def until(self, predicate: Callable[[Received], bool], timeout: float,
+              what: str) -> list[Received]:
+        """Items up to and including the first ``predicate`` accepts."""
+        deadline = time.monotonic() + timeout
+        seen: list[Received] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            item = self.next(max(remaining, 0.0))
+            if item is None:
+                if remaining <= 0:
+                    raise AssertionError(f"timed out waiting for {what} ({len(seen)} items)")
+                continue
+            seen.append(item)
+            if predicate(item):
+                return seen
+
+    def during(self, duration: float) -> list[Received]:
+        deadline = time.monotonic() + duration
+        seen: list[Received] = []
+        while (remaining := deadline - time.monotonic()) > 0:
+            item = self.next(remaining)
+            if item is not None:
+                seen.append(item)
+        while (item := self.next(0.0)) is not None:
+            seen.append(item)
+        return seen
+
+    def rtcp(self, duration: float) -> list[ref_rtcp.Packet]:
+        """The RTCP packets of :meth:`during`."""
+        return [p for item in self.during(duration) for p in rtcp_of(item)]
+
+
+def _handshake(link: Link, session: DtlsSession, timeout: float) -> SrtpKeys:
+    """Run the client side of the handshake over ``link``; the keys, or AssertionError."""
     deadline = time.monotonic() + timeout
     for datagram in session.start(time.monotonic()).datagrams:
-        sock.sendto(datagram, server)
+        link.send(datagram)
     while session.state == "connecting":
         now = time.monotonic()
-        if now > deadline:
-            raise AssertionError("DTLS handshake with the worker timed out")
+        if now > deadline or link.eof:
+            raise AssertionError("DTLS handshake with the worker timed out (or was cut)")
         wake = min(deadline, session.deadline or deadline)
-        sock.settimeout(max(wake - now, 0.001))
-        try:
-            data = sock.recv(MAX_DATAGRAM)
-        except TimeoutError:
+        data = link.read(max(wake - now, 0.001))
+        if data is None:
             update = session.handle_timeout(time.monotonic())
         else:
             if demux.classify(data) != demux.DTLS:
                 continue
             update = session.handle_datagram(data, time.monotonic())
         for datagram in update.datagrams:
-            sock.sendto(datagram, server)
+            link.send(datagram)
     connected = session.connected
     if connected is None:
         raise AssertionError(f"DTLS with the worker ended {session.state}: {session.failure}")

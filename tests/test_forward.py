@@ -661,7 +661,7 @@ def test_egress_fields_are_checked() -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"twccExtId": 3}, "twccCounter"), ({"mid": "x" * 17, "midExtId": 1}, "MID"),
         ({"mid": "", "midExtId": 1}, "MID"), ({"absSendTimeExtId": 256}, "absSend"),
-        ({"fd": -2}, "descriptor")]
+        ({"fd": -(2**31) - 1}, "descriptor")]
     for bad, match in cases:
         with pytest.raises(ValueError, match=match):
             ForwardTable({SSRCS[0]: [consumer("c1", **bad)]})

@@ -127,7 +127,10 @@ class IceListener:
         self._to_flush = []
         for ingress in pending:
             if not ingress.closed:
-                ingress.flush()
+                try:
+                    ingress.flush()
+                except Exception as exc:  # a bug: the other transports must still flush
+                    self._logger.error(f"media flush failed: {exc!r}")
 
     def _on_udp_datagram(self, sock: UdpSocket, view: memoryview, source: tuple[str, int],
                          kind: Kind) -> None:

@@ -44,7 +44,8 @@ MID_URI: Final = "urn:ietf:params:rtp-hdrext:sdes:mid"
 RID_URI: Final = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 RRID_URI: Final = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 SEND_NACK_DELAY_MS: Final = 10
-TICK_MS: Final = 40
+TICK_MS: Final = 40  # with a NACK generator (its retry timer's period)
+SLOW_TICK_MS: Final = 250  # otherwise: key-frame request retries, inactivity, scores
 TRACE_EVENT_TYPES: Final = frozenset({"rtp", "keyframe", "nack", "pli", "fir", "sr"})
 
 
@@ -316,7 +317,9 @@ class Producer(Entity):
     # -- timer: NACK retries, key-frame request retries, inactivity, scores -------------------
 
     def _schedule_tick(self) -> None:
-        self._timer = self.ctx.loop.call_later(TICK_MS / 1000, self._tick)
+        stream = self.stream
+        period = TICK_MS if stream is not None and stream.nack is not None else SLOW_TICK_MS
+        self._timer = self.ctx.loop.call_later(period / 1000, self._tick)
 
     def _tick(self) -> None:
         self._timer = None

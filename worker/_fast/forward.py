@@ -26,8 +26,8 @@ A consumer is described by a :class:`ForwardConsumer` dict::
      "paused": False,
      "srtp": ctx,                 # an outbound SrtpContext, or None: plain RTP
      "dest": ("192.0.2.1", 5004), # where it goes
-     "fd": 12}                    # through this UDP socket; missing or -1: no socket, the
-                                  # caller sends it (TCP); destinations are deduplicated by
+     "fd": 12}                    # through this UDP socket; missing or negative: no socket,
+                                  # the caller sends it (TCP); destinations are deduplicated by
                                   # (fd, host, port) into the table's dests
 
 The extension ids are the consumer's (after ``extMap``). The send time is the table's
@@ -280,8 +280,8 @@ class ForwardTable:
             parts.counters.append(counter)
             entry.twcc_ext_id, entry.twcc_seq = twcc_ext_id, counter.pointer
         fd = int(spec.get("fd", lib.MW_FORWARD_NO_FD))
-        if not -1 <= fd <= 0x7FFFFFFF:
-            raise ValueError(f"socket descriptor {fd} is outside -1..2^31-1")
+        if not -0x80000000 <= fd <= 0x7FFFFFFF:
+            raise ValueError(f"socket descriptor {fd} is outside -2^31..2^31-1")
         dest = (fd, spec["dest"][0], int(spec["dest"][1]))
         entry.dest = parts.dests.setdefault(dest, len(parts.dests))
         ctx = spec.get("srtp")
