@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from perf.bm_channel_codec import benchmark_names
+from perf.bm_media_path import BENCHMARK_NAMES as MEDIA_PATH_NAMES
 from perf.bm_request_roundtrip import BENCHMARK_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +79,12 @@ def test_hot_path_benchmark_runs(module: str, prefix: str, at_least: int) -> Non
     names = [name for name in pyperf_results(run_benchmark(module)) if name.startswith(prefix)]
     assert len(names) >= at_least, names
     assert any(name.endswith("_c") or "_c_" in name for name in names), names
+
+
+def test_media_path_benchmark_runs() -> None:
+    """Both variants of the whole media path through a real worker (11 endpoints each) run
+    once, the key frame checked at every receiver, and the summary line comes last."""
+    stdout = run_benchmark("perf.bm_media_path")
+    assert pyperf_results(stdout) == list(MEDIA_PATH_NAMES)
+    summary = stdout.strip().splitlines()[-1]
+    assert summary.startswith("summary: worker CPU, 1 producer x 10 consumers: "), summary
