@@ -178,12 +178,13 @@ def test_every_protocol_method_is_answered() -> None:
 def test_unimplemented_methods_say_so() -> None:
     with WorkerProcess() as proc:
         proc.ok("worker.createRouter", data={"routerId": "r1", "mediaCodecs": []})
-        response = proc.request("router.createPlainTransport", "r1", {"transportId": "t"})
-        assert response["accepted"] is False and response["error"] == "Error"
-        assert response["reason"] == ("router.createPlainTransport is not implemented yet "
-                                      "[method:router.createPlainTransport]")
         response = proc.request("router.createActiveSpeakerObserver", "r1",
                                 {"rtpObserverId": "o"})
+        assert response["accepted"] is False and response["error"] == "Error"
+        assert response["reason"] == ("router.createActiveSpeakerObserver is not implemented "
+                                      "yet [method:router.createActiveSpeakerObserver]")
+        proc.ok("router.createDirectTransport", "r1", {"transportId": "t"})
+        response = proc.request("transport.setMaxIncomingBitrate", "t", {"bitrate": 100000})
         assert "not implemented yet" in response["reason"]
 
 

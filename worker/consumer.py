@@ -29,8 +29,8 @@ from worker._fast.rtp import (
     rtx_encapsulate,
 )
 from worker.entity import Context, Entity, handles
-from worker.errors import WorkerTypeError
-from worker.ortc_consume import get_consumer_rtp_parameters
+from worker.errors import UnsupportedError, WorkerTypeError
+from worker.ortc_consume import get_consumer_rtp_parameters, get_pipe_consumer_rtp_parameters
 from worker.ortc_produce import RtpParameters
 from worker.producer import MID_URI, is_rtx, parse_trace_types
 from worker.rtp_stream_stats import SendStreamStats
@@ -65,18 +65,27 @@ class Consumer(Entity):
         paused = data.get("paused", False)
         if not isinstance(paused, bool):
             raise WorkerTypeError("invalid paused (a boolean)")
-        if data.get("pipe"):
-            raise WorkerTypeError("pipe consumers need a PipeTransport")
+        pipe = data.get("pipe", False)
+        if not isinstance(pipe, bool):
+            raise WorkerTypeError("invalid pipe (a boolean)")
+        self.pipe = pipe or transport.pipe_consumers
         self.ignore_dtx = bool(data.get("ignoreDtx", False))
-        params = get_consumer_rtp_parameters(producer.consumable_rtp_parameters,
-                                             data.get("rtpCapabilities"),
-                                             enable_rtx=enable_rtx)
-        params["mid"] = mid
+        if self.pipe:
+            params = get_pipe_consumer_rtp_parameters(
+                producer.consumable_rtp_parameters,
+                enable_rtx=bool(getattr(transport, "enable_rtx", False)))
+            if len(params["encodings"]) != 1:
+                raise UnsupportedError("piping simulcast is not implemented yet")
+        else:
+            params = get_consumer_rtp_parameters(producer.consumable_rtp_parameters,
+                                                 data.get("rtpCapabilities"),
+                                                 enable_rtx=enable_rtx)
+            params["mid"] = mid
         self.rtp_parameters: RtpParameters = params
         self.transport = transport
         self.producer = producer
         self.media_kind = producer.media_kind
-        self.mid = mid
+        self.mid: str | None = None if self.pipe else mid
         self.paused = paused
         self.producer_paused = producer.paused
         self.priority = 1
@@ -114,6 +123,10 @@ class Consumer(Entity):
         self._ready = False
         ctx.registry.register(self)
 
+    @property
+    def type(self) -> str:
+        return "pipe" if self.pipe else "simple"
+
     def _now(self) -> int:
         return int(self.ctx.loop.time() * 1000)
 
@@ -127,7 +140,7 @@ class Consumer(Entity):
 
     def forward_spec(self) -> ForwardConsumer:
         """This consumer's entry in its producer's transport's forward table."""
-        target = self.transport.send_target()
+        target = self.transport.send_target(self)
         fd, dest = target if target is not None else (-1, ("127.0.0.1", 9))
         spec: ForwardConsumer = {
             "id": self.id, "ssrc": self.ssrc, "payloadTypes": self.payload_types,
@@ -137,7 +150,7 @@ class Consumer(Entity):
             "absSendTimeExtId": self.abs_send_time_ext_id,
             "twccExtId": self.twcc_ext_id, "twccCounter": self.transport.twcc_counter,
         }
-        if self.mid_ext_id:
+        if self.mid_ext_id and self.mid is not None:
             spec["mid"] = self.mid
             spec["midExtId"] = self.mid_ext_id
         return spec
@@ -249,7 +262,7 @@ class Consumer(Entity):
             packet = bytearray(pool.view(item.handle)[: item.length])
             packet.extend(bytes(_RTX_HEADROOM))
             data = self._rewrite_for_resend(packet, item.length, out_seq)
-            if data is not None and self.transport.send_rtp(data):
+            if data is not None and self.transport.send_rtp(data, self):
                 self.stats.record_retransmitted(first)
 
     def _remember_resend(self, in_seq: int, now: int) -> None:
@@ -268,7 +281,7 @@ class Consumer(Entity):
             rewrite_rtp(packet, length, ssrc=self.ssrc, sequence_number=out_seq,
                         payload_type=out_pt)
             length = remap_rtp_extensions(packet, self._ext_id_map, length=length)
-            if self.mid_ext_id:
+            if self.mid_ext_id and self.mid is not None:
                 length = put_rtp_extension(packet, self.mid_ext_id, self.mid.encode(),
                                            length=length)
             rtx_pt = self.rtx_pts.get(out_pt)
@@ -308,7 +321,7 @@ class Consumer(Entity):
     @handles("dump")
     def dump(self, data: dict[str, Any]) -> dict[str, Any]:
         return {"id": self.id, "producerId": self.producer.id, "kind": self.media_kind,
-                "type": "simple", "rtpParameters": self.rtp_parameters,
+                "type": self.type, "rtpParameters": self.rtp_parameters,
                 "consumableRtpEncodings": self.producer.consumable_rtp_parameters["encodings"],
                 "supportedCodecPayloadTypes": sorted(set(self.payload_types.values())),
                 "traceEventTypes": sorted(self.trace_types), "paused": self.paused,

@@ -411,6 +411,14 @@ class Producer(Entity):
     def close_request(self, data: dict[str, Any]) -> None:
         self.close()
 
+    def handle_notification(self, event: str, data: Any) -> None:
+        """``producer.send``: one RTP packet from the controller (DirectTransport only)."""
+        if event != "producer.send" or not self.transport.accepts_producer_send:
+            raise WorkerTypeError(f"{event} is only for producers on a DirectTransport")
+        if not isinstance(data, bytes):
+            raise WorkerTypeError("producer.send data must be binary (msgpack bin)")
+        self.transport.receive_rtp_copy(data, None)
+
     def add_sync_waiter(self, consumer: Consumer) -> None:
         if consumer not in self.sync_waiters:
             self.sync_waiters.append(consumer)

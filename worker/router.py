@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from worker.direct_transport import DirectTransport
 from worker.entity import Context, Entity, handles, require_str
 from worker.errors import WorkerError
 from worker.ortc import generate_router_rtp_capabilities
 from worker.ortc_consume import can_consume
+from worker.pipe_transport import PipeTransport
+from worker.plain_transport import PlainTransport
 from worker.producer import Producer
 from worker.transport import Transport
 from worker.webrtc_transport import WebRtcTransport
@@ -56,13 +59,32 @@ class Router(Entity):
 
     @handles("createWebRtcTransport")
     def create_webrtc_transport(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self._create_transport(WebRtcTransport, data)
+
+    @handles("createPlainTransport")
+    def create_plain_transport(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self._create_transport(PlainTransport, data)
+
+    @handles("createPipeTransport")
+    def create_pipe_transport(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self._create_transport(PipeTransport, data)
+
+    @handles("createDirectTransport")
+    def create_direct_transport(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self._create_transport(DirectTransport, data)
+
+    def _create_transport(self, cls: type[WebRtcTransport | PlainTransport | PipeTransport
+                                           | DirectTransport],
+                          data: dict[str, Any]) -> dict[str, Any]:
         transport_id = require_str(data, "transportId")
         self.ctx.registry.check_free(transport_id)
-        transport = WebRtcTransport(transport_id, self.ctx, data, self._transport_closed)
+        transport = cls(transport_id, self.ctx, data, self._transport_closed)
         transport.router = self
         self.transports[transport_id] = transport
-        self.ctx.logger.debug(f"webRtcTransport created [transportId:{transport_id}]", tag="info")
-        return transport.dump({})
+        self.ctx.logger.debug(f"{cls.transport_type} created [transportId:{transport_id}]",
+                              tag="info")
+        dump: dict[str, Any] = transport.dump({})
+        return dump
 
     @handles("closeTransport")
     def close_transport(self, data: dict[str, Any]) -> None:

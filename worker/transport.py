@@ -57,6 +57,8 @@ TRACE_EVENT_TYPES: Final = frozenset({"probation", "bwe"})
 class Transport(Entity):
     kind = "transport"
     transport_type: ClassVar[str]  # mediasoup's stats type, e.g. "webrtc-transport"
+    pipe_consumers: ClassVar[bool] = False  # every consumer is a pipe consumer (PipeTransport)
+    accepts_producer_send: ClassVar[bool] = False  # producers fed by the channel (Direct)
 
     def __init__(self, transport_id: str, ctx: Context,
                  on_closed: Callable[[Transport], None]) -> None:
@@ -94,9 +96,9 @@ class Transport(Entity):
         """Whether media can be sent now (ICE selected a tuple and SRTP keys exist)."""
         return False
 
-    def send_target(self) -> tuple[int, tuple[str, int]] | None:
-        """(socket fd, or a negative deferred-sink id, and the remote address) for the C
-        fan-out, or None when there is nowhere to send."""
+    def send_target(self, consumer: object = None) -> tuple[int, tuple[str, int]] | None:
+        """(socket fd, or a negative deferred-sink id, and the remote address) where the C
+        fan-out sends ``consumer``'s packets, or None when there is nowhere to send."""
         return None
 
     def srtp_out(self) -> SrtpContext | None:
@@ -114,9 +116,28 @@ class Transport(Entity):
                     if ssrc is not None:
                         ctx.remove_stream(ssrc)
 
-    def send_rtp(self, packet: bytes) -> bool:
-        """Protect and send one RTP packet (retransmissions); False if it could not go."""
+    def send_rtp(self, packet: bytes, consumer: object = None) -> bool:
+        """Protect and send one RTP packet of ``consumer`` (retransmissions); False if it
+        could not go."""
         return False
+
+    def receive_rtp_copy(self, data: bytes | memoryview, srtp: SrtpContext | None) -> None:
+        """A packet that is not in a receive slot (ICE-TCP frame, channel notification): copy
+        it into a ``udpRecv`` slot and run the media path on it at once."""
+        pool = self.ctx.pools["udpRecv"]
+        ingress = self.ingress
+        if len(data) > pool.slot_size:
+            ingress.malformed += 1
+            return
+        slot = pool.acquire()
+        if slot is None:
+            ingress.out_of_slots += 1
+            return
+        try:
+            pool.view(slot)[: len(data)] = data
+            ingress.receive(slot, len(data), srtp, None)
+        finally:
+            pool.release(slot)
 
     def send_rtcp(self, packet: bytes) -> bool:
         """Protect and send one compound RTCP packet."""
@@ -193,7 +214,7 @@ class Transport(Entity):
         producer.consumers[consumer_id] = consumer
         consumer.start()
         return {"kind": consumer.media_kind, "rtpParameters": consumer.rtp_parameters,
-                "type": "simple", "paused": consumer.paused,
+                "type": consumer.type, "paused": consumer.paused,
                 "producerPaused": consumer.producer_paused, "score": consumer.score(),
                 "preferredLayers": None}
 

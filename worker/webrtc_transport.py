@@ -283,7 +283,7 @@ class WebRtcTransport(Transport):
     def srtp_in(self) -> SrtpContext | None:
         return self._srtp_in
 
-    def send_target(self) -> tuple[int, tuple[str, int]] | None:
+    def send_target(self, consumer: object = None) -> tuple[int, tuple[str, int]] | None:
         tup = self.ice.selected
         if tup is None or self._srtp_out is None:
             return None
@@ -300,7 +300,7 @@ class WebRtcTransport(Transport):
         if tup is not None and tup.connection is not None and tup.connection.send(packet):
             self.bytes_sent += len(packet)
 
-    def send_rtp(self, packet: bytes) -> bool:
+    def send_rtp(self, packet: bytes, consumer: object = None) -> bool:
         if self._srtp_out is None or self.ice.selected is None:
             return False
         try:
@@ -331,19 +331,7 @@ class WebRtcTransport(Transport):
             self.ingress.receive(tup.socket.current_slot, len(data), self._srtp_in,
                                  self._listener.defer_flush)
             return
-        pool = self.ctx.pools["udpRecv"]  # a TCP frame: copy it into a slot of the ingress slab
-        if len(data) > pool.slot_size:
-            self.ingress.malformed += 1
-            return
-        slot = pool.acquire()
-        if slot is None:
-            self.ingress.out_of_slots += 1
-            return
-        try:
-            pool.view(slot)[: len(data)] = data
-            self.ingress.receive(slot, len(data), self._srtp_in, None)
-        finally:
-            pool.release(slot)
+        self.receive_rtp_copy(data, self._srtp_in)  # a TCP frame
 
     @handles("restartIce")
     def restart_ice(self, data: dict[str, Any]) -> dict[str, Any]:
