@@ -7,10 +7,15 @@
         consumer = await other_transport.consume(
             producer_id=producer.id, rtp_capabilities=device_rtp_capabilities
         )
+
+Besides WebRtcTransport, routers make PlainTransport (RTP to GStreamer, FFmpeg ...),
+PipeTransport (router to router; see ``Router.pipe_to_router``) and DirectTransport (RTP through
+the channel: ``Producer.send``, the consumer's ``rtp`` event).
 """
 
 from controller.channel import Channel, ChannelEntity
 from controller.consumer import Consumer
+from controller.direct_transport import DirectTransport
 from controller.errors import (
     ControllerError,
     ControllerTypeError,
@@ -19,8 +24,10 @@ from controller.errors import (
     UnsupportedError,
 )
 from controller.events import EnhancedEventEmitter
+from controller.pipe_transport import PipeTransport
+from controller.plain_transport import PlainTransport
 from controller.producer import Producer
-from controller.router import Router
+from controller.router import PipeToRouterResult, Router
 from controller.transport import Transport
 from controller.webrtc_server import WebRtcServer
 from controller.webrtc_transport import WebRtcTransport
@@ -32,8 +39,12 @@ __all__ = [
     "Consumer",
     "ControllerError",
     "ControllerTypeError",
+    "DirectTransport",
     "EnhancedEventEmitter",
     "InvalidStateError",
+    "PipeToRouterResult",
+    "PipeTransport",
+    "PlainTransport",
     "Producer",
     "RequestTimeoutError",
     "Router",

@@ -1,6 +1,7 @@
 """Producer: media an endpoint sends into a router through a transport (mediasoup's ``Producer``).
 
-Created by :meth:`controller.transport.Transport.produce`. Events: ``transportclose`` (its
+Created by :meth:`controller.transport.Transport.produce`. On a DirectTransport,
+:meth:`Producer.send` injects its RTP packets. Events: ``transportclose`` (its
 transport closed, or the router or worker with it), ``score`` (list of per-encoding scores),
 ``videoorientationchange`` (dict), ``trace`` (dict). Observer events: ``close``, ``pause``,
 ``resume``, ``score``, ``videoorientationchange``, ``trace``. Internal events: ``@close``
@@ -52,9 +53,11 @@ class Producer(ChannelEntity):
         rtp_parameters: dict[str, Any],
         producer_type: str,
         paused: bool,
+        direct: bool = False,
         app_data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(channel, producer_id, app_data=app_data)
+        self._direct = direct
         self._transport_id = transport_id
         self._media_kind = media_kind
         self._rtp_parameters = rtp_parameters
@@ -123,6 +126,20 @@ class Producer(ChannelEntity):
         self._paused = False
         if was_paused:
             self.observer.emit("resume")
+
+    def send(self, rtp_packet: bytes | bytearray | memoryview) -> None:
+        """Inject one RTP packet (a ``producer.send`` notification: no answer; the worker drops
+        and counts a packet it cannot parse or map). Only for producers on a DirectTransport:
+        others raise :class:`InvalidStateError`, as a closed producer does."""
+        if not isinstance(rtp_packet, (bytes, bytearray, memoryview)):
+            raise ControllerTypeError("rtp_packet must be bytes")
+        if self._closed:
+            raise InvalidStateError("producer closed [event:producer.send]")
+        if not self._direct:
+            raise InvalidStateError(
+                "producer.send needs a producer on a DirectTransport [event:producer.send]"
+            )
+        self._channel.notify("producer.send", self.id, bytes(rtp_packet))
 
     async def enable_trace_event(self, types: Sequence[str] = ()) -> None:
         """``producer.enableTraceEvent``: the worker emits ``trace`` for these types."""

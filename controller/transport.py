@@ -1,7 +1,8 @@
 """Transport: the base of every transport a router holds (mediasoup's ``Transport``), and the
 owner of the producers and consumers created on it.
 
-Created by a router (:meth:`controller.router.Router.create_webrtc_transport` for now). Events:
+Created by a router (``Router.create_webrtc_transport``, ``create_plain_transport``,
+``create_pipe_transport``, ``create_direct_transport``). Events:
 ``routerclose`` (its router closed, or the worker with it), ``listenserverclose`` (the
 WebRtcServer it was created through closed); on :attr:`Transport.observer`: ``close``,
 ``newproducer`` (producer), ``newconsumer`` (consumer). Internal events: ``@close`` (closed by
@@ -70,6 +71,8 @@ class Transport(ChannelEntity):
     """A transport; its ``id`` is the handlerId the worker knows it by."""
 
     kind: ClassVar[str] = "transport"
+    # Whether its producers take RTP through Producer.send (DirectTransport).
+    _direct: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -160,6 +163,7 @@ class Transport(ChannelEntity):
             rtp_parameters=params,
             producer_type=str(result.get("type", "simple")),
             paused=paused,
+            direct=self._direct,
             app_data=app_data,
         )
         if self._closed:  # closed while the request was in flight
@@ -188,7 +192,6 @@ class Transport(ChannelEntity):
         go unchanged to the endpoint's client library. Capabilities that cannot consume raise
         :class:`UnsupportedError`, an unknown producer :class:`ControllerError` (the worker's
         answers)."""
-        method = "transport.consume"
         if not isinstance(producer_id, str) or not producer_id:
             raise ControllerTypeError("producer_id must be a non-empty str")
         if not isinstance(rtp_capabilities, Mapping):
@@ -204,10 +207,7 @@ class Transport(ChannelEntity):
         if not isinstance(ignore_dtx, bool):
             raise ControllerTypeError("ignore_dtx must be a bool")
         _check_app_data(app_data)
-        consumer_id = str(uuid.uuid4())
         data: dict[str, Any] = {
-            "consumerId": consumer_id,
-            "producerId": producer_id,
             "rtpCapabilities": copy.deepcopy(dict(rtp_capabilities)),
             "paused": paused,
             "ignoreDtx": ignore_dtx,
@@ -218,6 +218,16 @@ class Transport(ChannelEntity):
             data["preferredLayers"] = dict(preferred_layers)
         if enable_rtx is not None:
             data["enableRtx"] = enable_rtx
+        return await self._consume(producer_id, data, app_data)
+
+    async def _consume(
+        self, producer_id: str, options: dict[str, Any], app_data: dict[str, Any] | None
+    ) -> Consumer:
+        """Send ``transport.consume`` with ``options`` (checked by the caller) and keep the new
+        consumer."""
+        method = "transport.consume"
+        consumer_id = str(uuid.uuid4())
+        data: dict[str, Any] = {"consumerId": consumer_id, "producerId": producer_id, **options}
         with _EarlyNotifications(self._channel, consumer_id) as early:
             result = expect_map(await self._request(method, data), method)
         consumer = Consumer(

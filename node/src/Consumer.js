@@ -271,7 +271,9 @@ export class Consumer extends EnhancedEventEmitter {
         break;
       }
       case 'rtp': {
-        this.safeEmit('rtp', data);
+        // msgpack bin arrives as a Uint8Array view of the channel's read buffer: a copy, as a
+        // Buffer, is what listeners get.
+        if (data instanceof Uint8Array) this.safeEmit('rtp', Buffer.from(data));
         break;
       }
       default:

@@ -15,7 +15,7 @@ export function checkTraceTypes(types) {
 
 /**
  * Media an endpoint sends into the router through a transport (mediasoup v3's Producer).
- * Create it with transport.produce().
+ * Create it with transport.produce(). On a DirectTransport, send() injects its RTP packets.
  *
  * Events: "transportclose" when its transport closed (or its router or worker), "score"
  * (score list), "videoorientationchange" (orientation), "trace" (trace event).
@@ -154,6 +154,20 @@ export class Producer extends EnhancedEventEmitter {
     await this.#channel.request('producer.resume', this.id);
     this.#paused = false;
     if (wasPaused) this.#observer.safeEmit('resume');
+  }
+
+  /**
+   * Injects one RTP packet (a producer.send notification: no answer; the worker drops and counts
+   * a packet it cannot parse). Only for producers on a DirectTransport: others throw
+   * InvalidStateError, as a closed producer does.
+   */
+  send(rtpPacket) {
+    if (!(rtpPacket instanceof Uint8Array)) throw new TypeError('rtpPacket must be a Buffer');
+    this.#assertOpen('send()');
+    if (!this.#data.direct) {
+      throw new InvalidStateError('producer.send() needs a Producer on a DirectTransport');
+    }
+    this.#channel.notify('producer.send', this.id, rtpPacket);
   }
 
   /** Enables "trace" events of the given types (rtp, keyframe, nack, pli, fir, sr). */

@@ -10,7 +10,8 @@ import { checkAppData, isPlainObject } from './appData.js';
 const logger = new Logger('Transport');
 
 /**
- * Base class of the transports of a router (mediasoup v3's Transport).
+ * Base class of the transports of a router (mediasoup v3's Transport): WebRtcTransport,
+ * PlainTransport, PipeTransport and DirectTransport.
  *
  * Events: "routerclose" when its router closed, "listenserverclose" when its WebRtcServer closed.
  * Observer events: "close", "newproducer" (Producer), "newconsumer" (Consumer).
@@ -166,7 +167,7 @@ export class Transport extends EnhancedEventEmitter {
 
     const producer = new Producer({
       internal: { transportId: this.id, producerId },
-      data: { kind, rtpParameters: params, type: response?.type ?? 'simple' },
+      data: { kind, rtpParameters: params, type: response?.type ?? 'simple', direct: this.direct },
       channel: this.#channel,
       appData: appData ?? {},
       paused,
@@ -217,12 +218,24 @@ export class Transport extends EnhancedEventEmitter {
     }
     checkAppData(appData);
 
+    const options = { rtpCapabilities, paused, ignoreDtx };
+    if (mid !== undefined) options.mid = mid;
+    if (preferredLayers !== undefined) options.preferredLayers = preferredLayers;
+    if (enableRtx !== undefined) options.enableRtx = enableRtx;
+    return this.consumeWith(producerId, options, appData);
+  }
+
+  /**
+   * @internal Sends transport.consume with `options` (checked by the caller) and keeps the new
+   * consumer.
+   */
+  async consumeWith(producerId, options, appData) {
     const consumerId = randomUUID();
-    const data = { consumerId, producerId, rtpCapabilities, paused, ignoreDtx };
-    if (mid !== undefined) data.mid = mid;
-    if (preferredLayers !== undefined) data.preferredLayers = preferredLayers;
-    if (enableRtx !== undefined) data.enableRtx = enableRtx;
-    const response = await this.#channel.request('transport.consume', this.id, data);
+    const response = await this.#channel.request('transport.consume', this.id, {
+      consumerId,
+      producerId,
+      ...options,
+    });
 
     const consumer = new Consumer({
       internal: { transportId: this.id, consumerId, producerId },
@@ -238,6 +251,16 @@ export class Transport extends EnhancedEventEmitter {
     consumer.on('@closed', () => this.#consumers.delete(consumerId));
     this.#observer.safeEmit('newconsumer', consumer);
     return consumer;
+  }
+
+  /** @internal The open producer with this id, if it is on this transport. */
+  producerById(producerId) {
+    return this.#producers.get(producerId);
+  }
+
+  /** @internal Whether its producers take RTP through producer.send() (DirectTransport). */
+  get direct() {
+    return false;
   }
 
   /** @internal Overridden by subclasses: a notification for this transport. */

@@ -5,8 +5,11 @@ import { Logger } from './Logger.js';
 import { Worker } from './Worker.js';
 
 export { Consumer } from './Consumer.js';
+export { DirectTransport } from './DirectTransport.js';
+export { PipeTransport } from './PipeTransport.js';
+export { PlainTransport } from './PlainTransport.js';
 export { Producer } from './Producer.js';
-export { Router } from './Router.js';
+export { DEFAULT_PIPE_LISTEN_INFO, Router } from './Router.js';
 export { Transport } from './Transport.js';
 export { WebRtcServer } from './WebRtcServer.js';
 export { WebRtcTransport } from './WebRtcTransport.js';
