@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import select
@@ -423,37 +422,6 @@ def test_worker_exits_when_its_controller_is_killed() -> None:
             os.kill(worker_pid, signal.SIGKILL)
         if child.stdout is not None:
             child.stdout.close()
-
-
-# -- demo -----------------------------------------------------------------------------------
-
-
-def test_demo_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "controller.demo"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    printed = json.loads(result.stdout)
-    assert {"audio/opus", "video/VP8", "video/H264"} <= _mime_types(printed["rtpCapabilities"])
-    assert len(printed["workerDump"]["routerIds"]) == 1
-
-
-def test_demo_help() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "controller.demo", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0
-    assert "--log-level" in result.stdout
 
 
 # -- event emitter --------------------------------------------------------------------------
