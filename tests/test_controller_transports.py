@@ -436,6 +436,15 @@ async def test_direct_transport_round_trip() -> None:
         await consumer.request_key_frame()
         await wait_until(lambda: any((206, 1) in rtcp_types(c[0]) for c in rtcp.calls))
         assert all(isinstance(c[0], bytes) for c in rtcp.calls)
+        # Reports: an SR for the consumer on the receiver's side, an RR for the producer's
+        # stream on the sender's, both as rtcp notifications (the timer runs from creation).
+        reports = Recorder()
+        receiver.on("rtcp", reports)
+        await wait_until(lambda: any(kind == 200 for c in reports.calls
+                                     for kind, _ in rtcp_types(c[0])), timeout=4.0)
+        await wait_until(lambda: any(kind == 201 for c in rtcp.calls
+                                     for kind, _ in rtcp_types(c[0])), timeout=4.0)
+
         # RTCP in: accepted without an answer; the transport goes on working.
         receiver.send_rtcp(receiver_report())
         sender.send_rtcp(receiver_report())

@@ -43,6 +43,7 @@ class DirectTransport(Transport):
         self._sinks: dict[str, int] = {}
         self.rtp_dropped = 0
         ctx.registry.register(self)
+        self._start_rtcp_timer()  # always able to send: its RTCP goes out as notifications
 
     @handles("dump")
     def dump(self, data: dict[str, Any]) -> dict[str, Any]:
