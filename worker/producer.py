@@ -150,6 +150,7 @@ class Producer(Entity):
         self.trace_types: set[str] = set()
         self.packets_discarded = 0
         self._last_score = 0
+        self._clock = ctx.loop.time
         self._timer: Any = None
         ctx.registry.register(self)
         self._schedule_tick()
@@ -179,14 +180,14 @@ class Producer(Entity):
     # -- the per-packet path -----------------------------------------------------------------
 
     def now_ms(self) -> int:
-        return int(self.ctx.loop.time() * 1000)
+        return int(self._clock() * 1000)
 
     def receive_rtp(self, rtp: SlabRtp, offset: int, length: int, ingress: MediaIngress) -> int:
         """One received packet at ``offset`` of the ingress slab, parsed into ``rtp.header``.
         Returns the length to forward (the packet may have been restored from RTX), or 0."""
         h = rtp.header
         ssrc = h.ssrc
-        now = self.now_ms()
+        now = int(self._clock() * 1000)
         stream = self.stream
         recovered = False
         if stream is None:
