@@ -22,6 +22,7 @@ from worker.bufferpool import BufferPool
 __all__ = ["RECV_BATCH", "UdpSocket"]
 
 RECV_BATCH: Final = 64
+MIN_RECV_BATCH: Final = 4
 MAX_BATCHES_PER_EVENT: Final = 4  # then other sockets get their turn
 _KINDS: Final = tuple(sorted(Kind))
 _ADDR_BYTES: Final[int] = ffi.sizeof("struct mw_sockio_addr")
@@ -43,6 +44,7 @@ class UdpSocket:
         self._slot_size = pool.slot_size
         self._batch = RecvBatch(self._slab, pool.slot_size, RECV_BATCH)
         self._sources: dict[bytes, tuple[str, int]] = {}
+        self._want = MIN_RECV_BATCH
         self._scratch = bytearray(pool.slot_size)
         self.on_datagram = on_datagram
         # Set by the owner: called once after each receive batch, while its slots are still
@@ -65,7 +67,8 @@ class UdpSocket:
         for _ in range(MAX_BATCHES_PER_EVENT):
             if self.closed:
                 return
-            slots = self._pool.acquire_batch(RECV_BATCH)
+            want = self._want
+            slots = self._pool.acquire_batch(want)
             if not slots:
                 self._drain_without_buffers()
                 return
@@ -73,6 +76,13 @@ class UdpSocket:
                 received = self._receive(slots)
             finally:
                 self._pool.release_batch(slots)
+            # Lend as many slots as the traffic needs: a full batch quadruples the next one,
+            # a light one shrinks it (lending and taking back 64 slots per lone datagram
+            # costs more than receiving it).
+            if received == len(slots):
+                self._want = min(RECV_BATCH, want * 4)
+            else:
+                self._want = max(MIN_RECV_BATCH, 2 * received)
             if received < len(slots):
                 return
 
