@@ -191,9 +191,27 @@ class NackGenerator:
             self._key_frames.popleft()
         return False
 
+    def _first_asks(self) -> list[int]:
+        """The entries never NACKed yet, oldest first, found from the newest end.
+
+        They are always the newest entries: entries are added in time order, and every batch
+        asks for all the unasked ones old enough, so only entries younger than the delay stay
+        unasked after it. A per-packet batch therefore costs what is new, not the whole list
+        (which under heavy loss is long, and was walked on every packet)."""
+        nack_list = self._nack_list
+        unsent: list[int] = []
+        for seq in reversed(nack_list):
+            if nack_list[seq].sent_at_ms is not None:
+                break
+            unsent.append(seq)
+        unsent.reverse()
+        return unsent
+
     def _batch(self, now: int, by_time: bool) -> list[int]:
         """Entries to NACK now: never sent (on a packet) or not sent for an RTT (on the timer).
         Each counts a retry; an entry reaching the retry limit leaves the list."""
+        if not by_time:
+            return self._ask(self._first_asks(), now)
         delay = self.send_nack_delay_ms
         rtt = self._rtt_ms
         batch: list[int] = []
@@ -210,4 +228,20 @@ class NackGenerator:
                     exhausted.append(seq)
         for seq in exhausted:
             del self._nack_list[seq]
+        return batch
+
+    def _ask(self, seqs: list[int], now: int) -> list[int]:
+        """NACK ``seqs`` (never asked yet, oldest first) that are older than the delay."""
+        delay = self.send_nack_delay_ms
+        nack_list = self._nack_list
+        batch: list[int] = []
+        for seq in seqs:
+            entry = nack_list[seq]
+            if delay > 0 and now - entry.created_at_ms < delay:
+                break  # the rest are younger still
+            batch.append(seq & 0xFFFF)
+            entry.retries += 1
+            entry.sent_at_ms = now
+            if entry.retries >= NACK_MAX_RETRIES:
+                del nack_list[seq]
         return batch
