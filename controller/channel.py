@@ -387,3 +387,30 @@ class ChannelEntity(EnhancedEventEmitter):
         self._closed = True
         self._channel.remove_listener(self._handler_id, self._on_notification)
         return True
+
+    async def _close_through_parent(self, method: str, parent_id: str,
+                                    data: Mapping[str, Any]) -> None:
+        """``close()`` of a child entity: mark closed, ask its parent to close it (a failure is
+        logged, never raised: the entity is closed here either way), then ``@close``,
+        ``@closed`` and the observer's ``close``. Closing twice is a no-op."""
+        if not self._mark_closed():
+            return
+        try:
+            await self._channel.request(method, parent_id, data)
+        except InvalidStateError as exc:
+            logger.debug("%s %s: %s not sent: %s", self.kind, self._handler_id, method, exc)
+        except ControllerError as exc:
+            logger.warning("%s %s: %s failed: %s", self.kind, self._handler_id, method, exc)
+        finally:
+            self.emit("@close")
+            self.emit("@closed")
+            self.observer.emit("close")
+
+    def _closed_with_parent(self, event: str) -> None:
+        """Its parent closed (or an ancestor, or the worker): gone with it, emitting
+        ``event`` (e.g. ``transportclose``). No request is sent."""
+        if not self._mark_closed():
+            return
+        self.emit("@closed")
+        self.emit(event)
+        self.observer.emit("close")

@@ -13,17 +13,14 @@ Created by :meth:`controller.transport.Transport.consume`. Its state starts from
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.channel import Channel, ChannelEntity, expect_map
-from controller.errors import ControllerError, ControllerTypeError, InvalidStateError
+from controller.errors import ControllerTypeError, InvalidStateError
 from controller.producer import check_trace_types, stats_list
 
 __all__ = ["Consumer"]
-
-logger = logging.getLogger("mediaworker.controller")
 
 
 def _optional_map(value: Any) -> dict[str, Any] | None:
@@ -184,28 +181,12 @@ class Consumer(ChannelEntity):
 
     async def close(self) -> None:
         """Close the consumer (``transport.closeConsumer``). Closing twice is a no-op."""
-        if not self._mark_closed():
-            return
-        try:
-            await self._channel.request(
-                "transport.closeConsumer", self._transport_id, {"consumerId": self.id}
-            )
-        except InvalidStateError as exc:
-            logger.debug("consumer %s: transport.closeConsumer not sent: %s", self.id, exc)
-        except ControllerError as exc:
-            logger.warning("consumer %s: transport.closeConsumer failed: %s", self.id, exc)
-        finally:
-            self.emit("@close")
-            self.emit("@closed")
-            self.observer.emit("close")
+        await self._close_through_parent("transport.closeConsumer", self._transport_id,
+                                         {"consumerId": self.id})
 
     def _transport_closed(self) -> None:
         """Its transport closed (or the router or worker): the consumer is gone with it."""
-        if not self._mark_closed():
-            return
-        self.emit("@closed")
-        self.emit("transportclose")
-        self.observer.emit("close")
+        self._closed_with_parent("transportclose")
 
     # -- notifications --------------------------------------------------------------------
 

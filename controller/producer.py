@@ -11,16 +11,13 @@ forget it).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.channel import Channel, ChannelEntity, expect_map
-from controller.errors import ControllerError, ControllerTypeError, InvalidStateError
+from controller.errors import ControllerTypeError, InvalidStateError
 
 __all__ = ["Producer", "check_trace_types", "stats_list"]
-
-logger = logging.getLogger("mediaworker.controller")
 
 
 def check_trace_types(types: Sequence[str]) -> list[str]:
@@ -147,28 +144,12 @@ class Producer(ChannelEntity):
 
     async def close(self) -> None:
         """Close the producer (``transport.closeProducer``). Closing twice is a no-op."""
-        if not self._mark_closed():
-            return
-        try:
-            await self._channel.request(
-                "transport.closeProducer", self._transport_id, {"producerId": self.id}
-            )
-        except InvalidStateError as exc:
-            logger.debug("producer %s: transport.closeProducer not sent: %s", self.id, exc)
-        except ControllerError as exc:
-            logger.warning("producer %s: transport.closeProducer failed: %s", self.id, exc)
-        finally:
-            self.emit("@close")
-            self.emit("@closed")
-            self.observer.emit("close")
+        await self._close_through_parent("transport.closeProducer", self._transport_id,
+                                         {"producerId": self.id})
 
     def _transport_closed(self) -> None:
         """Its transport closed (or the router or worker): the producer is gone with it."""
-        if not self._mark_closed():
-            return
-        self.emit("@closed")
-        self.emit("transportclose")
-        self.observer.emit("close")
+        self._closed_with_parent("transportclose")
 
     # -- notifications --------------------------------------------------------------------
 
