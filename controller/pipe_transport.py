@@ -17,38 +17,20 @@ from typing import Any, ClassVar
 from controller.channel import expect_map
 from controller.consumer import Consumer
 from controller.errors import ControllerTypeError
-from controller.plain_transport import check_port, check_srtp_parameters
-from controller.transport import Transport
+from controller.plain_transport import SocketTransport, check_port, check_srtp_parameters
 
 __all__ = ["PipeTransport"]
 
 
-class PipeTransport(Transport):
+class PipeTransport(SocketTransport):
     """A pipe transport; its ``id`` is the handlerId the worker knows it by."""
 
     kind: ClassVar[str] = "pipeTransport"
 
     @property
-    def tuple(self) -> dict[str, Any]:
-        """``{localAddress, localIp, localPort, protocol, remoteIp?, remotePort?}``."""
-        value: dict[str, Any] = self._data.get("tuple") or {}
-        return value
-
-    @property
     def rtx(self) -> bool:
         """Whether its pipe consumers carry RTX (``enable_rtx``)."""
         return bool(self._data.get("rtx", False))
-
-    @property
-    def srtp_parameters(self) -> dict[str, Any] | None:
-        """The worker's own ``{cryptoSuite, keyBase64}`` with SRTP, else None."""
-        value: dict[str, Any] | None = self._data.get("srtpParameters")
-        return value
-
-    @property
-    def sctp_state(self) -> str | None:
-        value: str | None = self._data.get("sctpState")
-        return value
 
     # -- requests -------------------------------------------------------------------------
 
@@ -80,24 +62,3 @@ class PipeTransport(Transport):
         if app_data is not None and not isinstance(app_data, dict):
             raise ControllerTypeError("app_data must be a dict")
         return await self._consume(producer_id, {}, app_data)
-
-    # -- notifications --------------------------------------------------------------------
-
-    def _on_notification(self, event: str, data: Any) -> None:
-        body: dict[str, Any] = data if isinstance(data, dict) else {}
-        if event == "tuple":
-            value = body.get("tuple")
-            self._data["tuple"] = value
-            self.emit("tuple", value)
-            self.observer.emit("tuple", value)
-        elif event == "sctpstatechange":
-            state = body.get("sctpState")
-            self._data["sctpState"] = state
-            self.emit("sctpstatechange", state)
-            self.observer.emit("sctpstatechange", state)
-        else:
-            super()._on_notification(event, data)
-
-    def _closed_locally(self) -> None:
-        if self._data.get("sctpState") is not None:
-            self._data["sctpState"] = "closed"

@@ -11,7 +11,6 @@ events with the same names and on the observer: ``tuple`` (tuple, learned with c
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -19,9 +18,8 @@ from controller.channel import expect_map
 from controller.errors import ControllerTypeError
 from controller.transport import Transport
 
-__all__ = ["PlainTransport", "check_listen_info", "check_port", "check_srtp_parameters"]
-
-logger = logging.getLogger("mediaworker.controller")
+__all__ = ["PlainTransport", "SocketTransport", "check_listen_info", "check_port",
+           "check_srtp_parameters"]
 
 
 def check_listen_info(listen_info: Any, what: str = "listen_info") -> dict[str, Any]:
@@ -47,18 +45,53 @@ def check_srtp_parameters(srtp_parameters: Any) -> dict[str, Any]:
     return dict(srtp_parameters)
 
 
-class PlainTransport(Transport):
-    """A plain RTP transport. Events besides :class:`Transport`'s: ``tuple`` (tuple),
-    ``rtcptuple`` (rtcp_tuple), ``sctpstatechange`` (state); the observer emits them too.
-    """
+class SocketTransport(Transport):
+    """What plain and pipe transports share: their tuple, SRTP parameters and SCTP state,
+    kept current from the worker's notifications (re-emitted, also on the observer, with the
+    new value). ``_STATE_EVENTS`` maps each such event to the dump key it updates."""
 
-    kind: ClassVar[str] = "plainTransport"
+    _STATE_EVENTS: ClassVar[dict[str, str]] = {"tuple": "tuple", "sctpstatechange": "sctpState"}
 
     @property
     def tuple(self) -> dict[str, Any]:
         """``{localAddress, localIp, localPort, protocol, remoteIp?, remotePort?}``."""
         value: dict[str, Any] = self._data.get("tuple") or {}
         return value
+
+    @property
+    def srtp_parameters(self) -> dict[str, Any] | None:
+        """The worker's own ``{cryptoSuite, keyBase64}`` with SRTP, else None."""
+        value: dict[str, Any] | None = self._data.get("srtpParameters")
+        return value
+
+    @property
+    def sctp_state(self) -> str | None:
+        value: str | None = self._data.get("sctpState")
+        return value
+
+    def _on_notification(self, event: str, data: Any) -> None:
+        key = self._STATE_EVENTS.get(event)
+        if key is None:
+            super()._on_notification(event, data)
+            return
+        value = data.get(key) if isinstance(data, dict) else None
+        self._data[key] = value
+        self.emit(event, value)
+        self.observer.emit(event, value)
+
+    def _closed_locally(self) -> None:
+        if self._data.get("sctpState") is not None:
+            self._data["sctpState"] = "closed"
+
+
+class PlainTransport(SocketTransport):
+    """A plain RTP transport. Events besides :class:`Transport`'s: ``tuple`` (tuple),
+    ``rtcptuple`` (rtcp_tuple), ``sctpstatechange`` (state); the observer emits them too.
+    """
+
+    kind: ClassVar[str] = "plainTransport"
+    _STATE_EVENTS: ClassVar[dict[str, str]] = {
+        **SocketTransport._STATE_EVENTS, "rtcptuple": "rtcpTuple"}
 
     @property
     def rtcp_tuple(self) -> dict[str, Any] | None:
@@ -74,17 +107,6 @@ class PlainTransport(Transport):
     def comedia(self) -> bool:
         """Whether the remote tuple is learned from the first packet received."""
         return bool(self._data.get("comedia", False))
-
-    @property
-    def srtp_parameters(self) -> dict[str, Any] | None:
-        """The worker's own ``{cryptoSuite, keyBase64}`` with SRTP, else None."""
-        value: dict[str, Any] | None = self._data.get("srtpParameters")
-        return value
-
-    @property
-    def sctp_state(self) -> str | None:
-        value: str | None = self._data.get("sctpState")
-        return value
 
     # -- requests -------------------------------------------------------------------------
 
@@ -117,29 +139,3 @@ class PlainTransport(Transport):
         for key in ("tuple", "rtcpTuple", "srtpParameters"):
             if isinstance(result.get(key), dict):
                 self._data[key] = result[key]
-
-    # -- notifications --------------------------------------------------------------------
-
-    def _on_notification(self, event: str, data: Any) -> None:
-        body: dict[str, Any] = data if isinstance(data, dict) else {}
-        if event == "tuple":
-            value = body.get("tuple")
-            self._data["tuple"] = value
-            self.emit("tuple", value)
-            self.observer.emit("tuple", value)
-        elif event == "rtcptuple":
-            value = body.get("rtcpTuple")
-            self._data["rtcpTuple"] = value
-            self.emit("rtcptuple", value)
-            self.observer.emit("rtcptuple", value)
-        elif event == "sctpstatechange":
-            state = body.get("sctpState")
-            self._data["sctpState"] = state
-            self.emit("sctpstatechange", state)
-            self.observer.emit("sctpstatechange", state)
-        else:
-            super()._on_notification(event, data)
-
-    def _closed_locally(self) -> None:
-        if self._data.get("sctpState") is not None:
-            self._data["sctpState"] = "closed"

@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from controller.channel import Channel, ChannelEntity, expect_map
 from controller.consumer import Consumer
@@ -40,6 +40,8 @@ from controller.webrtc_server import WebRtcServer, check_listen_infos
 from controller.webrtc_transport import WebRtcTransport
 
 __all__ = ["DEFAULT_PIPE_LISTEN_INFO", "PipeToRouterResult", "Router"]
+
+T = TypeVar("T", bound=Transport)
 
 logger = logging.getLogger("mediaworker.controller")
 
@@ -185,16 +187,7 @@ class Router(ChannelEntity):
         if app_data is not None and not isinstance(app_data, dict):
             raise ControllerTypeError("app_data must be a dict")
 
-        result = expect_map(await self._request(method, data), method)
-        if self._closed:
-            raise InvalidStateError(f"router closed while creating a transport [method:{method}]")
-        transport = WebRtcTransport(
-            channel=self._channel,
-            transport_id=transport_id,
-            router_id=self.id,
-            data=result,
-            app_data=app_data,
-        )
+        transport = await self._create_transport(WebRtcTransport, method, data, app_data)
         self._keep_transport(transport, announce=False)
         if webrtc_server is not None:
             if webrtc_server.closed:  # closed while the request was in flight
@@ -238,16 +231,7 @@ class Router(ChannelEntity):
                 raise ControllerTypeError("srtp_crypto_suite must be a non-empty str")
             data["srtpCryptoSuite"] = srtp_crypto_suite
         _check_app_data(app_data)
-        result = expect_map(await self._request(method, data), method)
-        if self._closed:
-            raise InvalidStateError(f"router closed while creating a transport [method:{method}]")
-        transport = PlainTransport(
-            channel=self._channel,
-            transport_id=transport_id,
-            router_id=self.id,
-            data=result,
-            app_data=app_data,
-        )
+        transport = await self._create_transport(PlainTransport, method, data, app_data)
         self._keep_transport(transport)
         return transport
 
@@ -274,16 +258,7 @@ class Router(ChannelEntity):
             "enableSctp": _check_flag(enable_sctp, "enable_sctp"),
         }
         _check_app_data(app_data)
-        result = expect_map(await self._request(method, data), method)
-        if self._closed:
-            raise InvalidStateError(f"router closed while creating a transport [method:{method}]")
-        transport = PipeTransport(
-            channel=self._channel,
-            transport_id=transport_id,
-            router_id=self.id,
-            data=result,
-            app_data=app_data,
-        )
+        transport = await self._create_transport(PipeTransport, method, data, app_data)
         self._keep_transport(transport)
         return transport
 
@@ -305,18 +280,19 @@ class Router(ChannelEntity):
         _check_app_data(app_data)
         transport_id = str(uuid.uuid4())
         data = {"transportId": transport_id, "maxMessageSize": max_message_size}
+        transport = await self._create_transport(DirectTransport, method, data, app_data)
+        self._keep_transport(transport)
+        return transport
+
+    async def _create_transport(self, cls: type[T], method: str, data: dict[str, Any],
+                                app_data: dict[str, Any] | None) -> T:
+        """Send ``method`` (``data["transportId"]`` names the new transport) and make the
+        transport object from the worker's answer, unless the router closed meanwhile."""
         result = expect_map(await self._request(method, data), method)
         if self._closed:
             raise InvalidStateError(f"router closed while creating a transport [method:{method}]")
-        transport = DirectTransport(
-            channel=self._channel,
-            transport_id=transport_id,
-            router_id=self.id,
-            data=result,
-            app_data=app_data,
-        )
-        self._keep_transport(transport)
-        return transport
+        return cls(channel=self._channel, transport_id=data["transportId"], router_id=self.id,
+                   data=result, app_data=app_data)
 
     def _keep_transport(self, transport: Transport, *, announce: bool = True) -> None:
         """Hold a new transport until it closes; observer ``newtransport`` when ``announce``."""
