@@ -1,6 +1,7 @@
 import { EnhancedEventEmitter } from './EnhancedEventEmitter.js';
 import { InvalidStateError } from './errors.js';
 import { Logger } from './Logger.js';
+import { closeThroughParent, closedWithParent } from './closing.js';
 import { checkTraceTypes } from './Producer.js';
 import { checkAppData, isPlainObject } from './appData.js';
 
@@ -132,16 +133,8 @@ export class Consumer extends EnhancedEventEmitter {
     logger.debug(`close() [consumerId:${this.id}]`);
     this.#markClosed();
 
-    const request = this.#channel
-      .request('transport.closeConsumer', this.#internal.transportId, { consumerId: this.id })
-      .catch((error) => {
-        logger.debug(`transport.closeConsumer failed [consumerId:${this.id}]: ${error.message}`);
-      });
-
-    this.safeEmit('@close');
-    this.safeEmit('@closed');
-    this.#observer.safeEmit('close');
-    await request;
+    await closeThroughParent(this, this.#observer, this.#channel, 'transport.closeConsumer',
+      this.#internal.transportId, { consumerId: this.id });
   }
 
   /** @internal Called by the transport when it closes (or its router or worker closes). */
@@ -149,9 +142,7 @@ export class Consumer extends EnhancedEventEmitter {
     if (this.#closed) return;
     logger.debug(`transportClosed() [consumerId:${this.id}]`);
     this.#markClosed();
-    this.safeEmit('@closed');
-    this.safeEmit('transportclose');
-    this.#observer.safeEmit('close');
+    closedWithParent(this, this.#observer, 'transportclose');
   }
 
   /** The consumer's dump. */
@@ -234,9 +225,7 @@ export class Consumer extends EnhancedEventEmitter {
       case 'producerclose': {
         // The worker closed the consumer already: nothing is sent back.
         this.#markClosed();
-        this.safeEmit('@closed');
-        this.safeEmit('producerclose');
-        this.#observer.safeEmit('close');
+        closedWithParent(this, this.#observer, 'producerclose');
         break;
       }
       case 'producerpause': {

@@ -1,6 +1,7 @@
 import { EnhancedEventEmitter } from './EnhancedEventEmitter.js';
 import { InvalidStateError } from './errors.js';
 import { Logger } from './Logger.js';
+import { closeThroughParent, closedWithParent } from './closing.js';
 import { checkAppData } from './appData.js';
 
 const logger = new Logger('Producer');
@@ -104,16 +105,8 @@ export class Producer extends EnhancedEventEmitter {
     logger.debug(`close() [producerId:${this.id}]`);
     this.#markClosed();
 
-    const request = this.#channel
-      .request('transport.closeProducer', this.#internal.transportId, { producerId: this.id })
-      .catch((error) => {
-        logger.debug(`transport.closeProducer failed [producerId:${this.id}]: ${error.message}`);
-      });
-
-    this.safeEmit('@close');
-    this.safeEmit('@closed');
-    this.#observer.safeEmit('close');
-    await request;
+    await closeThroughParent(this, this.#observer, this.#channel, 'transport.closeProducer',
+      this.#internal.transportId, { producerId: this.id });
   }
 
   /** @internal Called by the transport when it closes (or its router or worker closes). */
@@ -121,9 +114,7 @@ export class Producer extends EnhancedEventEmitter {
     if (this.#closed) return;
     logger.debug(`transportClosed() [producerId:${this.id}]`);
     this.#markClosed();
-    this.safeEmit('@closed');
-    this.safeEmit('transportclose');
-    this.#observer.safeEmit('close');
+    closedWithParent(this, this.#observer, 'transportclose');
   }
 
   /** The producer's dump. */

@@ -4,6 +4,7 @@ import { Consumer } from './Consumer.js';
 import { EnhancedEventEmitter } from './EnhancedEventEmitter.js';
 import { InvalidStateError } from './errors.js';
 import { Logger } from './Logger.js';
+import { closeThroughParent, closedWithParent } from './closing.js';
 import { Producer } from './Producer.js';
 import { checkAppData, isPlainObject } from './appData.js';
 
@@ -85,16 +86,8 @@ export class Transport extends EnhancedEventEmitter {
     logger.debug(`close() [transportId:${this.id}]`);
     this.#markClosed();
 
-    const request = this.#channel
-      .request('router.closeTransport', this.#internal.routerId, { transportId: this.id })
-      .catch((error) => {
-        logger.debug(`router.closeTransport failed [transportId:${this.id}]: ${error.message}`);
-      });
-
-    this.safeEmit('@close');
-    this.safeEmit('@closed');
-    this.#observer.safeEmit('close');
-    await request;
+    await closeThroughParent(this, this.#observer, this.#channel, 'router.closeTransport',
+      this.#internal.routerId, { transportId: this.id });
   }
 
   /** @internal Called by the router when it closes (or its worker closes). */
@@ -102,9 +95,7 @@ export class Transport extends EnhancedEventEmitter {
     if (this.#closed) return;
     logger.debug(`routerClosed() [transportId:${this.id}]`);
     this.#markClosed();
-    this.safeEmit('@closed');
-    this.safeEmit('routerclose');
-    this.#observer.safeEmit('close');
+    closedWithParent(this, this.#observer, 'routerclose');
   }
 
   /** @internal Called by the WebRtcServer when it closes (the worker closed the transport). */
