@@ -82,7 +82,7 @@ class UdpSocket:
             if received == len(slots):
                 self._want = min(RECV_BATCH, want * 4)
             else:
-                self._want = max(MIN_RECV_BATCH, 2 * received)
+                self._want = min(RECV_BATCH, max(MIN_RECV_BATCH, 2 * received))
             if received < len(slots):
                 return
 
