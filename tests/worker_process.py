@@ -10,6 +10,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,11 @@ class WorkerProcess:
         )
         assert self.proc.stdout is not None and self.proc.stdin is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
+        # The worker's stderr is read all along: a pipe nobody reads fills up (64 KiB) and
+        # then blocks the worker in its next log write.
+        self._stderr_chunks: list[bytes] = []
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
         self._decoder = FrameDecoder()
         self._frames: list[Any] = []
         self._next_id = 1
@@ -159,9 +165,17 @@ class WorkerProcess:
     def wait(self, timeout: float = 5.0) -> int:
         return self.proc.wait(timeout=timeout)
 
+    def _read_stderr(self) -> None:
+        stream = self.proc.stderr
+        assert stream is not None
+        while chunk := stream.read1(65536):
+            self._stderr_chunks.append(chunk)
+
     def stderr_text(self) -> str:
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read().decode(errors="replace")
+        """Everything the worker wrote to stderr (all of it once the process has exited)."""
+        if self.proc.poll() is not None:
+            self._stderr_reader.join(timeout=5)
+        return b"".join(self._stderr_chunks).decode(errors="replace")
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -178,6 +192,7 @@ class WorkerProcess:
             pass
         finally:
             self.kill()
+            self._stderr_reader.join(timeout=5)
             for stream in (self.proc.stdout, self.proc.stderr):
                 if stream is not None:
                     stream.close()
