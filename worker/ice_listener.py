@@ -24,6 +24,7 @@ from worker.bufferpool import PoolSet
 from worker.ice_server import IceTuple
 from worker.listen_info import ListenInfo, bind_socket
 from worker.logger import Logger
+from worker.media_ingress import FlushQueue
 from worker.net.tcp import TcpConnection, TcpServer
 from worker.net.udp import UdpSocket
 
@@ -66,7 +67,7 @@ class IceListener:
         self.closed = False
         self.dropped_unknown = 0
         self.dropped_malformed_stun = 0
-        self._to_flush: list[Any] = []
+        self.media_flush = FlushQueue(logger)
         try:
             for info in infos:
                 self._open(info)
@@ -78,7 +79,7 @@ class IceListener:
         sock = bind_socket(info)
         if info.protocol == "udp":
             udp = UdpSocket(self._loop, sock, self._pools["udpRecv"], self._on_udp_datagram)
-            udp.on_batch_end = self._flush_media
+            udp.on_batch_end = self.media_flush.flush
             self.udp_sockets.append(udp)
             self._announced[("udp", *udp.local)] = info.announced_address
         else:
@@ -114,23 +115,6 @@ class IceListener:
         return endpoints
 
     # -- UDP ------------------------------------------------------------------------------
-
-    def defer_flush(self, ingress: Any) -> None:
-        """Flush ``ingress`` (a :class:`worker.media_ingress.MediaIngress`) at the end of the
-        current receive batch, while its queued slots are still lent."""
-        self._to_flush.append(ingress)
-
-    def _flush_media(self) -> None:
-        pending = self._to_flush
-        if not pending:
-            return
-        self._to_flush = []
-        for ingress in pending:
-            if not ingress.closed:
-                try:
-                    ingress.flush()
-                except Exception as exc:  # a bug: the other transports must still flush
-                    self._logger.error(f"media flush failed: {exc!r}")
 
     def _on_udp_datagram(self, sock: UdpSocket, view: memoryview, source: tuple[str, int],
                          kind: Kind) -> None:

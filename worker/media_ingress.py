@@ -32,13 +32,15 @@ from worker._fast.forward import ConsumerState, abs_send_time
 from worker._fast.rtp import SlabRtp
 from worker._fast.srtp import SrtpBatch, SrtpContext
 from worker.bufferpool import PoolSet
+from worker.logger import Logger
 from worker.retransmission_buffer import RetransmissionBuffer
 
 if TYPE_CHECKING:
     from worker.consumer import Consumer
     from worker.transport import Transport
 
-__all__ = ["DEFERRED_SINKS", "INGRESS_QUEUE", "MediaIngress", "new_sink_id"]
+__all__ = ["DEFERRED_SINKS", "INGRESS_QUEUE", "FlushQueue", "MediaIngress", "counters_of",
+           "new_sink_id"]
 
 INGRESS_QUEUE: Final = 64  # input packets per fan-out call (a socket's receive batch)
 FORWARD_CAPACITY: Final = 1024  # output packets per fan-out call
@@ -54,6 +56,50 @@ def new_sink_id() -> int:
     """A fresh negative destination id for :data:`DEFERRED_SINKS`."""
     _next_sink[0] += 1
     return -1 - _next_sink[0]
+
+
+class FlushQueue:
+    """The ingresses that queued packets during one socket's receive batch; the socket's
+    ``on_batch_end`` flushes them while the batch's slots are still lent. A flush that raises
+    (a bug) is logged and the others still run."""
+
+    __slots__ = ("_logger", "_pending")
+
+    def __init__(self, logger: Logger) -> None:
+        self._logger = logger
+        self._pending: list[MediaIngress] = []
+
+    def add(self, ingress: MediaIngress) -> None:
+        self._pending.append(ingress)
+
+    def flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        for ingress in pending:
+            if not ingress.closed:
+                try:
+                    ingress.flush()
+                except Exception as exc:  # the other transports must still flush
+                    self._logger.error(f"media flush failed: {exc!r}")
+
+
+def counters_of(ingress: MediaIngress | None) -> dict[str, int]:
+    """The media path's counters of ``ingress``; all 0 when a transport never made one."""
+    if ingress is None:
+        return dict.fromkeys(_COUNTER_NAMES, 0)
+    return {"rtpPacketsReceived": ingress.rtp_received,
+            "rtpBytesReceived": ingress.rtp_bytes_received,
+            "rtpPacketsForwarded": ingress.forwarded, "srtpFailed": ingress.srtp_failed,
+            "rtpMalformed": ingress.malformed, "rtpUnknownSsrc": ingress.unknown_ssrc,
+            "rtpSendDropped": ingress.send_dropped, "rtpOutOfSlots": ingress.out_of_slots,
+            "rtpStoreNoBuffer": ingress.store_no_buffer}
+
+
+_COUNTER_NAMES: Final = ("rtpPacketsReceived", "rtpBytesReceived", "rtpPacketsForwarded",
+                         "srtpFailed", "rtpMalformed", "rtpUnknownSsrc", "rtpSendDropped",
+                         "rtpOutOfSlots", "rtpStoreNoBuffer")
 
 
 class MediaIngress:
@@ -235,10 +281,8 @@ class MediaIngress:
             return None
 
     def counters(self) -> dict[str, int]:
-        return {"rtpPacketsReceived": self.rtp_received, "srtpFailed": self.srtp_failed,
-                "rtpMalformed": self.malformed, "rtpUnknownSsrc": self.unknown_ssrc,
-                "rtpForwarded": self.forwarded, "rtpSendDropped": self.send_dropped,
-                "rtpOutOfSlots": self.out_of_slots, "rtpStoreNoBuffer": self.store_no_buffer}
+        """The media path's counters, as transport stats and dumps report them."""
+        return counters_of(self)
 
     def close(self) -> None:
         """Drop the queue and the table (the producers' stores are theirs to close)."""

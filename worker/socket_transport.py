@@ -19,12 +19,12 @@ from collections.abc import Callable
 from typing import Any, Final, TypeGuard
 
 from worker._fast import Kind
-from worker._fast.srtp import SrtpContext, SrtpError, protect_rtcp, protect_rtp, unprotect_rtcp
+from worker._fast.srtp import SrtpContext, SrtpError, unprotect_rtcp
 from worker.dtls import srtp_profile_by_crypto_suite
 from worker.entity import Context
 from worker.errors import InvalidStateError, WorkerError, WorkerTypeError
 from worker.listen_info import ListenInfo, bind_socket, parse_listen_info
-from worker.media_ingress import MediaIngress
+from worker.media_ingress import FlushQueue
 from worker.net.udp import UdpSocket
 from worker.transport import Transport
 
@@ -114,7 +114,7 @@ class SocketTransport(Transport):
         self._srtp_in: SrtpContext | None = None
         self._srtp_out: SrtpContext | None = None
         self.connect_called = False
-        self._to_flush: list[MediaIngress] = []
+        self._media_flush = FlushQueue(ctx.logger)
         self.packets_from_unknown = 0
         self.packets_ignored = 0
         self.srtcp_failed = 0
@@ -136,7 +136,7 @@ class SocketTransport(Transport):
     def _open(self, info: ListenInfo) -> _Endpoint:
         sock = bind_socket(info)
         udp = UdpSocket(self.ctx.loop, sock, self.ctx.pools["udpRecv"], self._on_datagram)
-        udp.on_batch_end = self._flush_media
+        udp.on_batch_end = self._media_flush.flush
         return _Endpoint(info, udp)
 
     # -- dump, stats ------------------------------------------------------------------------
@@ -242,23 +242,15 @@ class SocketTransport(Transport):
     def send_rtp(self, packet: bytes, consumer: object = None) -> bool:
         if not self.media_ready():
             return False
-        if self._srtp_out is not None:
-            try:
-                packet = protect_rtp(self._srtp_out, packet)
-            except SrtpError:
-                return False
-        return self._send(self._rtp, packet)
+        data = self.protected(packet, rtcp=False)
+        return data is not None and self._send(self._rtp, data)
 
     def send_rtcp(self, packet: bytes) -> bool:
         endpoint = self._rtcp or self._rtp
         if endpoint.remote is None or (self.enable_srtp and self._srtp_out is None):
             return False
-        if self._srtp_out is not None:
-            try:
-                packet = protect_rtcp(self._srtp_out, packet)
-            except SrtpError:
-                return False
-        return self._send(endpoint, packet)
+        data = self.protected(packet, rtcp=True)
+        return data is not None and self._send(endpoint, data)
 
     def _on_datagram(self, sock: UdpSocket, view: memoryview, source: tuple[str, int],
                      kind: Kind) -> None:
@@ -281,7 +273,7 @@ class SocketTransport(Transport):
                 self.packets_ignored += 1  # keys come with connect
                 return
             self.ingress.receive(sock.current_slot, len(view), self._srtp_in,
-                                 self._to_flush.append)
+                                 self._media_flush.add)
         else:
             self.packets_ignored += 1
 
@@ -307,14 +299,6 @@ class SocketTransport(Transport):
             self.send_path_changed()
         else:
             self.emit("rtcptuple", {"rtcpTuple": endpoint.tuple_dump()})
-
-    def _flush_media(self) -> None:
-        pending = self._to_flush
-        if pending:
-            self._to_flush = []
-            for ingress in pending:
-                if not ingress.closed:
-                    ingress.flush()
 
     # -- close ------------------------------------------------------------------------------
 

@@ -35,11 +35,11 @@ from worker._fast import (
 )
 from worker._fast.forward import TwccCounter
 from worker._fast.rtp import SlabRtp
-from worker._fast.srtp import SrtpContext
+from worker._fast.srtp import SrtpContext, SrtpError, protect_rtcp, protect_rtp
 from worker.consumer import Consumer
 from worker.entity import Context, Entity, handles, require_str
 from worker.errors import WorkerError, WorkerTypeError
-from worker.media_ingress import MediaIngress
+from worker.media_ingress import MediaIngress, counters_of
 from worker.producer import Producer, parse_trace_types
 from worker.rtp_listener import RtpListener
 
@@ -120,6 +120,18 @@ class Transport(Entity):
         """Protect and send one RTP packet of ``consumer`` (retransmissions); False if it
         could not go."""
         return False
+
+    def protected(self, packet: bytes, *, rtcp: bool) -> bytes | None:
+        """``packet`` protected with :meth:`srtp_out` (SRTCP when ``rtcp``), as it is when
+        the transport has no SRTP; None when libsrtp refuses it (control traffic and
+        retransmissions: the fan-out protects in its C batch)."""
+        ctx = self.srtp_out()
+        if ctx is None:
+            return packet
+        try:
+            return protect_rtcp(ctx, packet) if rtcp else protect_rtp(ctx, packet)
+        except SrtpError:
+            return None
 
     def receive_rtp_copy(self, data: bytes | memoryview, srtp: SrtpContext | None) -> None:
         """A packet that is not in a receive slot (ICE-TCP frame, channel notification): copy
@@ -410,18 +422,14 @@ class Transport(Entity):
         return [self.stats()]
 
     def stats(self) -> dict[str, Any]:
-        ingress = self.ingress
-        return {"type": self.transport_type, "transportId": self.id,
-                "timestamp": self._now(), "rtpBytesReceived": ingress.rtp_bytes_received,
-                "rtpPacketsReceived": ingress.rtp_received,
-                "rtpPacketsForwarded": ingress.forwarded,
-                "rtcpPacketsReceived": self.rtcp_received, "rtcpPacketsSent": self.rtcp_sent,
-                "rtcpMalformed": self.rtcp_malformed, "rtcpUnknownSsrc": self.rtcp_unknown_ssrc,
-                "srtpFailed": ingress.srtp_failed, "rtpMalformed": ingress.malformed,
-                "rtpUnknownSsrc": ingress.unknown_ssrc, "rembReceived": self.remb_received,
-                "transportCcReceived": self.transport_cc_received,
-                "rtpSendDropped": ingress.send_dropped, "rtpOutOfSlots": ingress.out_of_slots,
-                "rtpStoreNoBuffer": ingress.store_no_buffer}
+        stats: dict[str, Any] = {"type": self.transport_type, "transportId": self.id,
+                                 "timestamp": self._now()}
+        stats.update(counters_of(self._ingress))
+        stats.update(rtcpPacketsReceived=self.rtcp_received, rtcpPacketsSent=self.rtcp_sent,
+                     rtcpMalformed=self.rtcp_malformed, rtcpUnknownSsrc=self.rtcp_unknown_ssrc,
+                     rembReceived=self.remb_received,
+                     transportCcReceived=self.transport_cc_received)
+        return stats
 
     @handles("enableTraceEvent")
     def enable_trace_event(self, data: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from worker._fast import Kind, StunMessageView, StunParseError, classify, parse_stun
-from worker._fast.srtp import SrtpContext, SrtpError, protect_rtcp, protect_rtp, unprotect_rtcp
+from worker._fast.srtp import SrtpContext, SrtpError, unprotect_rtcp
 from worker.dtls import DtlsConnected, srtp_sessions
 from worker.dtls_transport import DtlsTransport
 from worker.entity import Context, handles
@@ -301,22 +301,17 @@ class WebRtcTransport(Transport):
             self.bytes_sent += len(packet)
 
     def send_rtp(self, packet: bytes, consumer: object = None) -> bool:
-        if self._srtp_out is None or self.ice.selected is None:
-            return False
-        try:
-            data = protect_rtp(self._srtp_out, packet)
-        except SrtpError:
-            return False
-        return self._send_on(self.ice.selected, data)
+        return self._send_protected(packet, rtcp=False)
 
     def send_rtcp(self, packet: bytes) -> bool:
-        if self._srtp_out is None or self.ice.selected is None:
+        return self._send_protected(packet, rtcp=True)
+
+    def _send_protected(self, packet: bytes, *, rtcp: bool) -> bool:
+        tup = self.ice.selected
+        if self._srtp_out is None or tup is None:
             return False
-        try:
-            data = protect_rtcp(self._srtp_out, packet)
-        except SrtpError:
-            return False
-        return self._send_on(self.ice.selected, data)
+        data = self.protected(packet, rtcp=rtcp)
+        return data is not None and self._send_on(tup, data)
 
     def _receive_media(self, tup: IceTuple, data: memoryview, kind: Kind) -> None:
         if kind is Kind.RTCP:
@@ -329,7 +324,7 @@ class WebRtcTransport(Transport):
             return
         if tup.connection is None:
             self.ingress.receive(tup.socket.current_slot, len(data), self._srtp_in,
-                                 self._listener.defer_flush)
+                                 self._listener.media_flush.add)
             return
         self.receive_rtp_copy(data, self._srtp_in)  # a TCP frame
 
