@@ -168,7 +168,8 @@ class WorkerProcess:
     def _read_stderr(self) -> None:
         stream = self.proc.stderr
         assert stream is not None
-        while chunk := stream.read1(65536):
+        fd = stream.fileno()
+        while chunk := os.read(fd, 65536):
             self._stderr_chunks.append(chunk)
 
     def stderr_text(self) -> str:
