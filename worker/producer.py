@@ -87,8 +87,8 @@ class ProducerStream:
         self.detector = keyframe_detector(self.mime_type) if self.kind == "video" else None
         pool = producer.ctx.pools["rtpPacket"]
         self.store: RetransmissionBuffer[int] | None = (
-            RetransmissionBuffer(self.clock_rate, max_age_ms_for_kind(self.kind), pool.release)
-            if self.kind == "video" else None)
+            RetransmissionBuffer(self.clock_rate, max_age_ms_for_kind(self.kind), None, pool=pool)
+            if self.kind == "video" else None)  # evictions go straight back to the pool, in C
 
     def close(self) -> None:
         if self.store is not None:
