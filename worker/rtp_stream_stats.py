@@ -8,6 +8,13 @@ each Sender Report. :class:`SendStreamStats` is a consumer's stream (what we sen
 the SR we send (:meth:`SendStreamStats.sender_report`), the RTT and losses from the peer's RR,
 and the score updated on each RR. ``stats(now)`` gives the getStats entry (camelCase keys).
 
+The per-packet state of a receive stream (sequence validation, highest timestamp, jitter,
+counters, the bitrate window, the inactivity deadline) is a C ``struct mw_recv_stream``
+(``cffi_build/recv_stream.h``, :attr:`RecvStreamStats.c_stream`), so that the C receive path
+accounts for a packet without Python; :class:`RecvStreamStats` wraps it, with the behaviour
+the pure-Python class had (``tests/reference/recv_stream.py`` keeps that class, and
+``tests/test_recv_stream.py`` holds the two to the same results).
+
 Time: ``now`` is milliseconds (int) on the caller's clock. As mediasoup, that clock also serves
 as the NTP clock of our reports (:func:`ms_to_ntp`): peers only use it for LSR/DLSR round trips
 and for their own NTP-RTP mapping. Compact NTP arithmetic is done modulo 2^32.
@@ -29,23 +36,34 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final
 
 from worker._fast import DlrrSubBlock, ReportBlock, SenderReport
+from worker._fast._lib import ffi, lib
 from worker.seq_manager import TIMESTAMP_BITS, unwrap
 
 __all__ = ["BITRATE_WINDOW_MS", "INACTIVITY_TIMEOUT_DTX_MS", "INACTIVITY_TIMEOUT_MS",
-           "SCORE_HISTORY_LENGTH", "RateCalculator", "RecvStreamStats", "SendStreamStats",
-           "compact_ntp", "compact_to_ms", "ms_to_compact", "ms_to_ntp", "ntp_to_ms"]
+           "MAX_RECV_BITRATE_WINDOW_MS", "SCORE_HISTORY_LENGTH", "RateCalculator",
+           "RecvStreamStats", "SendStreamStats", "compact_ntp", "compact_to_ms", "ms_to_compact",
+           "ms_to_ntp", "ntp_to_ms"]
 
 SCORE_HISTORY_LENGTH: Final = 24
 INACTIVITY_TIMEOUT_MS: Final = 1500
 INACTIVITY_TIMEOUT_DTX_MS: Final = 5000
 BITRATE_WINDOW_MS: Final = 1000
-MAX_DROPOUT: Final = 3000
-MAX_MISORDER: Final = 1500
-_SEQ_MOD: Final = 1 << 16
+# A receive stream's bitrate ring has window + 1 entries of 16 bytes: a minute at most.
+MAX_RECV_BITRATE_WINDOW_MS: Final = 60_000
+# RFC 3550 A.1 (applied by cffi_build/recv_stream.c, whose constants they are).
+MAX_DROPOUT: Final = int(lib.MW_RECV_STREAM_MAX_DROPOUT)
+MAX_MISORDER: Final = int(lib.MW_RECV_STREAM_MAX_MISORDER)
 _U32: Final = 0xFFFFFFFF
+
+# The per-packet entry points, looked up once (a module global is cheaper than lib.<name>).
+_receive: Final[Callable[[Any, int, int, int, int, int], int]] = lib.mw_recv_stream_receive
+_receive_rtx: Final[Callable[[Any, int, int, int], int]] = lib.mw_recv_stream_receive_rtx
+_rtx_repaired: Final[Callable[[Any, int, int, int], None]] = lib.mw_recv_stream_rtx_repaired
+_nacked_received: Final[Callable[[Any], None]] = lib.mw_recv_stream_nacked_received
 
 
 def ms_to_ntp(ms: int) -> int:
@@ -114,6 +132,13 @@ class RateCalculator:
         items = self._items
         while items and items[0][0] < cutoff:
             self._total -= items.popleft()[1]
+
+
+def _c_clock_rate(clock_rate: int) -> int:
+    """The struct's clock rate: 0 (no jitter) for the rates the Python skipped (<= 0)."""
+    if clock_rate > _U32:
+        raise ValueError(f"clock rate {clock_rate} Hz does not fit 32 bits")
+    return max(0, clock_rate)
 
 
 def _score_sample(base: int, lost: int, repaired: int, retransmitted: int) -> int:
@@ -216,29 +241,52 @@ class _StreamStats:
 
 
 class RecvStreamStats(_StreamStats):
-    """A stream we receive (a producer's encoding)."""
+    """A stream we receive (a producer's encoding).
 
-    __slots__ = ("_bad_seq", "_base_seq", "_expected_offset", "_expected_prior",
-                 "_expected_prior_score", "_inactive", "_inactivity_timeout_ms", "_max_seq",
-                 "_paused", "_received_prior", "_received_prior_score", "_repaired_prior_score",
-                 "_reported_lost", "_retransmitted_prior_score", "_transit", "deadline",
-                 "jitter", "last_sr_compact", "last_sr_ntp_ms", "last_sr_received_ms",
-                 "last_sr_rtp_timestamp", "max_packet_ms", "max_packet_ts", "media_packet_count")
+    The per-packet state lives in a C ``struct mw_recv_stream`` (``cffi_build/recv_stream.h``),
+    :attr:`c_stream`, which the C receive path updates with no Python involved; this class owns
+    it (and its bitrate ring) and reads it for everything that is not per packet. The counters
+    and sequence figures are properties over the struct, :attr:`deadline` is computed from it.
+    The score stays in Python: when a packet ends an inactivity, the C only records it
+    (``reactivated``, ``reactivated_ms``) and :meth:`_settle` resets the score to 10 at that
+    time before anything here reads or changes the score. The per-packet methods make one cffi
+    call each and build no object. Keep this object alive as long as C code holds
+    :attr:`c_stream`.
+
+    Where the pure-Python class took any integer, the struct's types bound the arguments (cffi
+    raises OverflowError beyond them): sequence numbers 16 bits, timestamps, sizes and payload
+    lengths 32 bits, times int64; a clock rate above 2^32 Hz and a bitrate window outside 1 to
+    :data:`MAX_RECV_BITRATE_WINDOW_MS` raise ValueError. Extended sequence numbers and
+    unwrapped timestamps are int64 (2^47 packets at least). The bitrate is the Python's as long
+    as the clock never goes back (``recv_stream.h`` says what the C does when it does).
+    """
+
+    __slots__ = ("_active_since", "_clock_rate", "_expected_prior", "_expected_prior_score",
+                 "_received_prior", "_received_prior_score", "_repaired_prior_score",
+                 "_reported_lost", "_retransmitted_prior_score", "_ring", "_score_value",
+                 "c_stream", "last_sr_compact", "last_sr_ntp_ms", "last_sr_received_ms",
+                 "last_sr_rtp_timestamp")
 
     def __init__(self, ssrc: int, clock_rate: int, now: int, *, kind: str = "video",
                  mime_type: str = "", rid: str | None = None, rtx_ssrc: int | None = None,
                  use_dtx: bool = False, inactivity_check: bool = True,
                  bitrate_window_ms: int = BITRATE_WINDOW_MS) -> None:
+        if not 1 <= bitrate_window_ms <= MAX_RECV_BITRATE_WINDOW_MS:
+            raise ValueError(f"bitrate window of {bitrate_window_ms} ms: must be 1 to "
+                             f"{MAX_RECV_BITRATE_WINDOW_MS} ms")
+        timeout = ((INACTIVITY_TIMEOUT_DTX_MS if use_dtx else INACTIVITY_TIMEOUT_MS)
+                   if inactivity_check else lib.MW_RECV_STREAM_NO_TIMEOUT)
+        # One entry per distinct ms in [now - window, now]: enough on a clock that never goes
+        # back (recv_stream.h says what a clock going back does).
+        ring_size = bitrate_window_ms + 1
+        self._ring = ffi.new("struct mw_recv_rate_item[]", ring_size)
+        self.c_stream: Any = ffi.new("struct mw_recv_stream *")
+        if lib.mw_recv_stream_init(self.c_stream, self._ring, ring_size, bitrate_window_ms,
+                                   _c_clock_rate(clock_rate), timeout, now) != 0:
+            raise ValueError("mw_recv_stream_init refused its arguments")
+        # The base class sets the counters, clock rate and score through the properties below,
+        # so the struct must exist first. Its RateCalculator is not used: the ring is.
         super().__init__(ssrc, clock_rate, now, kind, mime_type, rid, rtx_ssrc, bitrate_window_ms)
-        self.media_packet_count = 0  # media packets only (not RTX): the base of loss figures
-        self._base_seq = 0  # extended sequence numbers (RFC 3550 A.1)
-        self._max_seq: int | None = None
-        self._bad_seq: int | None = None
-        self._expected_offset = 0  # expected packets before the last re-sync
-        self.max_packet_ts = 0  # unwrapped highest RTP timestamp, and when it came
-        self.max_packet_ms = 0
-        self._transit: int | None = None
-        self.jitter = 0.0  # RTP timestamp units
         self._expected_prior = self._received_prior = self._reported_lost = 0
         self._expected_prior_score = self._received_prior_score = 0
         self._repaired_prior_score = self._retransmitted_prior_score = 0
@@ -246,108 +294,154 @@ class RecvStreamStats(_StreamStats):
         self.last_sr_compact = 0
         self.last_sr_ntp_ms = 0
         self.last_sr_rtp_timestamp = 0
-        self._inactive = False
-        self._paused = False
-        self._inactivity_timeout_ms = (
-            (INACTIVITY_TIMEOUT_DTX_MS if use_dtx else INACTIVITY_TIMEOUT_MS)
-            if inactivity_check else None)
-        self.deadline: int | None = (None if self._inactivity_timeout_ms is None
-                                     else now + self._inactivity_timeout_ms)
+
+    # -- the fields of the C struct ----------------------------------------------------------
+
+    @property
+    def packet_count(self) -> int:
+        return int(self.c_stream.packet_count)
+
+    @packet_count.setter
+    def packet_count(self, value: int) -> None:
+        self.c_stream.packet_count = value
+
+    @property
+    def packets_discarded(self) -> int:
+        return int(self.c_stream.packets_discarded)
+
+    @packets_discarded.setter
+    def packets_discarded(self, value: int) -> None:
+        self.c_stream.packets_discarded = value
+
+    @property
+    def packets_retransmitted(self) -> int:
+        return int(self.c_stream.packets_retransmitted)
+
+    @packets_retransmitted.setter
+    def packets_retransmitted(self, value: int) -> None:
+        self.c_stream.packets_retransmitted = value
+
+    @property
+    def packets_repaired(self) -> int:
+        return int(self.c_stream.packets_repaired)
+
+    @packets_repaired.setter
+    def packets_repaired(self, value: int) -> None:
+        self.c_stream.packets_repaired = value
+
+    @property
+    def clock_rate(self) -> int:
+        return self._clock_rate
+
+    @clock_rate.setter
+    def clock_rate(self, value: int) -> None:
+        self.c_stream.clock_rate = _c_clock_rate(value)
+        self._clock_rate = value
+
+    @property
+    def media_packet_count(self) -> int:
+        """Media packets only (not RTX): the base of loss figures."""
+        return int(self.c_stream.media_packet_count)
+
+    @property
+    def byte_count(self) -> int:
+        return int(self.c_stream.bytes)
+
+    def bitrate(self, now: int) -> int:
+        return int(lib.mw_recv_stream_bitrate(self.c_stream, now))
+
+    @property
+    def jitter(self) -> float:
+        """RFC 3550 A.8, in RTP timestamp units."""
+        return float(self.c_stream.jitter)
+
+    @property
+    def max_packet_ts(self) -> int:
+        """The unwrapped highest RTP timestamp (+ 2^32, so never negative)."""
+        return int(self.c_stream.max_packet_ts)
+
+    @property
+    def max_packet_ms(self) -> int:
+        """When the highest RTP timestamp came."""
+        return int(self.c_stream.max_packet_ms)
 
     @property
     def expected_packets(self) -> int:
-        if self._max_seq is None:
+        c = self.c_stream
+        if not c.started:
             return 0
-        return self._expected_offset + self._max_seq - self._base_seq + 1
+        return int(c.expected_offset + c.max_seq - c.base_seq + 1)
 
     @property
     def extended_highest_seq(self) -> int:
         """RFC 3550: cycles << 16 | highest sequence number, 32 bits."""
-        return 0 if self._max_seq is None else self._max_seq & _U32
+        c = self.c_stream
+        return int(c.max_seq) & _U32 if c.started else 0
 
-    def _update_seq(self, seq: int, timestamp: int, now: int) -> bool:
-        max_seq = self._max_seq
-        if max_seq is None:
-            self._base_seq = seq
-            max_seq = seq - 1
-            self.max_packet_ts = timestamp + (1 << TIMESTAMP_BITS)
-            self.max_packet_ms = now
-        udelta = (seq - max_seq) & 0xFFFF
-        if udelta < MAX_DROPOUT:
-            self._max_seq = max_seq + udelta
-        elif udelta <= _SEQ_MOD - MAX_MISORDER:
-            if seq != self._bad_seq:
-                self._bad_seq = (seq + 1) & 0xFFFF
-                self.packets_discarded += 1
-                return False
-            # Two sequential packets after a big jump: the sender restarted; re-sync.
-            self._expected_offset += max_seq - self._base_seq + 1
-            self._max_seq = self._base_seq = (max_seq & ~0xFFFF) + seq
-            self._bad_seq = None
-            self.max_packet_ts = timestamp + (1 << TIMESTAMP_BITS)
-            self.max_packet_ms = now
-            return True
-        ts = unwrap(timestamp, self.max_packet_ts, TIMESTAMP_BITS)
-        if ts > self.max_packet_ts:
-            self.max_packet_ts = ts
-            self.max_packet_ms = now
-        return True
+    @property
+    def deadline(self) -> int | None:
+        """When the inactivity timer fires (``now >= deadline``: call :meth:`on_timeout`); None
+        without an inactivity check, while paused and while inactive."""
+        c = self.c_stream
+        if c.inactivity_timeout_ms < 0 or c.paused or c.inactive:
+            return None
+        return int(c.last_activity_ms + c.inactivity_timeout_ms)
 
-    def _update_jitter(self, timestamp: int, now: int) -> None:
-        if self.clock_rate <= 0:
-            return
-        transit = (now * self.clock_rate // 1000 - timestamp) & _U32
-        previous = self._transit
-        self._transit = transit
-        if previous is None:
-            return
-        d = ((transit - previous + (1 << 31)) & _U32) - (1 << 31)
-        self.jitter += (abs(d) - self.jitter) / 16
+    # -- the score, settled before use --------------------------------------------------------
 
-    def _activity(self, now: int) -> None:
-        if self._inactive:
-            self._inactive = False
-            self._reset_score(10, now)
-        if self._inactivity_timeout_ms is not None and not self._paused:
-            self.deadline = now + self._inactivity_timeout_ms
+    def _settle(self) -> None:
+        """Apply what the C recorded when a packet ended an inactivity: the score back to 10
+        at that packet's time (clearing the flag first: _reset_score reads the score)."""
+        c = self.c_stream
+        if c.reactivated:
+            c.reactivated = 0
+            self._reset_score(10, int(c.reactivated_ms))
+
+    @property
+    def score(self) -> int:
+        self._settle()
+        return self._score_value
+
+    @score.setter
+    def score(self, value: int) -> None:
+        self._score_value = value
+
+    @property
+    def active_since_ms(self) -> int:
+        self._settle()
+        return self._active_since
+
+    @active_since_ms.setter
+    def active_since_ms(self, value: int) -> None:
+        self._active_since = value
+
+    def take_score_change(self) -> int | None:
+        self._settle()
+        return super().take_score_change()
+
+    # -- per packet: one C call each -------------------------------------------------------------
 
     def receive_packet(self, seq: int, timestamp: int, size: int, payload_length: int,
                        now: int) -> bool:
         """A media packet (``size``: whole packet bytes). False if its sequence number is
         invalid (discarded, RFC 3550 A.1). Padding-only packets count for jitter only."""
-        if not self._update_seq(seq, timestamp, now):
-            return False
-        self._update_jitter(timestamp, now)
-        if payload_length == 0:
-            return True
-        self.packet_count += 1
-        self.media_packet_count += 1
-        self._rate.update(size, now)
-        self._activity(now)
-        return True
+        return _receive(self.c_stream, seq, timestamp, size, payload_length, now) != 0
 
     def receive_rtx_packet(self, seq: int, timestamp: int, now: int) -> bool:
         """An RTX packet, decoded to the original ``seq``/``timestamp``; counts it as
         retransmitted if valid. Then feed the NACK generator and, if it was NACKed, call
         :meth:`rtx_packet_repaired`."""
-        if not self._update_seq(seq, timestamp, now):
-            return False
-        self.packets_retransmitted += 1
-        return True
+        return _receive_rtx(self.c_stream, seq, timestamp, now) != 0
 
     def rtx_packet_repaired(self, size: int, payload_length: int, now: int) -> None:
         """An RTX packet brought a packet we had NACKed."""
-        if payload_length == 0:
-            return
-        self.packets_repaired += 1
-        self.packet_count += 1
-        self._rate.update(size, now)
-        self._activity(now)
+        _rtx_repaired(self.c_stream, size, payload_length, now)
 
     def nacked_packet_received(self) -> None:
         """Without RTX: a media packet we had NACKed arrived (retransmitted and repaired)."""
-        self.packets_retransmitted += 1
-        self.packets_repaired += 1
+        _nacked_received(self.c_stream)
+
+    # -- the rest ---------------------------------------------------------------------------------
 
     def nack_sent(self, packets: int) -> None:
         self.nack_count += 1
@@ -360,26 +454,22 @@ class RecvStreamStats(_StreamStats):
         self.fir_count += 1
 
     def pause(self) -> None:
-        self._paused = True
-        self.deadline = None
-        self._transit = None
-        self.jitter = 0.0
+        self._settle()
+        lib.mw_recv_stream_pause(self.c_stream)
 
     def resume(self, now: int) -> None:
-        self._paused = False
-        if self._inactivity_timeout_ms is not None and not self._inactive:
-            self.deadline = now + self._inactivity_timeout_ms
+        self._settle()
+        lib.mw_recv_stream_resume(self.c_stream, now)
 
     def on_timeout(self, now: int) -> None:
         """Inactivity timer: no media for the timeout, the score drops to 0."""
-        if self.deadline is None or now < self.deadline:
-            return
-        self.deadline = None
-        self._inactive = True
-        self._reset_score(0, now)
+        self._settle()  # a reactivation before this timeout comes first
+        if lib.mw_recv_stream_timeout(self.c_stream, now):
+            self._reset_score(0, now)
 
     def receive_sender_report(self, ntp_timestamp: int, rtp_timestamp: int, now: int) -> None:
         """The producer's SR for this stream: remembered for LSR/DLSR; updates the score."""
+        self._settle()
         self.last_sr_received_ms = now
         self.last_sr_compact = compact_ntp(ntp_timestamp)
         self.last_sr_ntp_ms = ntp_to_ms(ntp_timestamp)
@@ -399,6 +489,7 @@ class RecvStreamStats(_StreamStats):
 
         ``worst_remote_fraction_lost`` (in-band FEC: the worst loss our consumers report) is
         reported instead when it is worse than ours, as mediasoup does."""
+        self._settle()
         previous_lost = self.packets_lost
         expected = self.expected_packets
         received = self.media_packet_count
@@ -434,11 +525,13 @@ class RecvStreamStats(_StreamStats):
         received = total_received - self._received_prior_score
         self._received_prior_score = total_received
         lost = max(0, expected - received)
-        repaired = self.packets_repaired - self._repaired_prior_score
-        self._repaired_prior_score = self.packets_repaired
-        retransmitted = self.packets_retransmitted - self._retransmitted_prior_score
-        self._retransmitted_prior_score = self.packets_retransmitted
-        if self._inactive:
+        packets_repaired = self.packets_repaired
+        repaired = packets_repaired - self._repaired_prior_score
+        self._repaired_prior_score = packets_repaired
+        packets_retransmitted = self.packets_retransmitted
+        retransmitted = packets_retransmitted - self._retransmitted_prior_score
+        self._retransmitted_prior_score = packets_retransmitted
+        if self.c_stream.inactive:
             return
         if expected <= 0:
             self._add_score_sample(10, now)
