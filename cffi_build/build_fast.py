@@ -14,8 +14,8 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-AREAS = ["fast", "rtp", "rtcp", "stun", "sockio", "srtp", "forward", "pool", "store", "recv_stream",
-         "keyframe"]
+AREAS = ["fast", "rtp", "rtcp", "stun", "sockio", "srtp", "forward", "pool", "store", "keyframe",
+         "recv_stream", "ingress"]
 HEADERS = [f"{area}.h" for area in AREAS]
 SOURCES = [*(f"{area}.c" for area in AREAS), "rtcp_build.c"]
 PRIVATE_HEADERS = ["rtcp_wire.h"]  # shared by some sources, not part of the cffi declarations

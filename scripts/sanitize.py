@@ -12,7 +12,9 @@ It copies ``worker/``, ``channel/``, ``cffi_build/`` and ``tests/`` (with ``pypr
 (``-fsanitize=address,undefined``, see ``cffi_build/build_fast.py``), so the normal in-tree
 build is left alone, and runs the C tests that exist (``tests/test_fast_classify.py``,
 ``test_rtp.py``, ``test_rtcp.py``, ``test_stun.py``, ``test_sockio.py``, ``test_srtp.py``,
-``test_forward.py``, ``test_bufferpool.py``, ``test_retransmission_buffer.py``, ``test_store.py``, ``test_recv_stream.py``, ``test_keyframe_c.py``) in that copy with:
+``test_forward.py``, ``test_keyframe_c.py``, ``test_recv_stream.py``,
+``test_bufferpool.py``, ``test_retransmission_buffer.py``, ``test_store.py``,
+``test_ingress_c.py``) in that copy with:
 
 - ``LD_PRELOAD`` of gcc's ``libasan.so`` (the Python executable is not instrumented, so the ASan
   runtime must be loaded first); ``libubsan`` comes in as a dependency of the extension;
@@ -47,12 +49,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TREES = ("worker", "channel", "cffi_build", "tests")
 FILES = ("pyproject.toml", "setup.py")
 C_TESTS = ("test_fast_classify.py", "test_rtp.py", "test_rtcp.py", "test_stun.py",
-           "test_sockio.py", "test_srtp.py", "test_forward.py",
-           "test_bufferpool.py",
-           "test_retransmission_buffer.py",
-           "test_store.py",
+           "test_sockio.py", "test_srtp.py", "test_forward.py", "test_keyframe_c.py",
            "test_recv_stream.py",
-           "test_keyframe_c.py")
+           "test_bufferpool.py", "test_retransmission_buffer.py", "test_store.py",
+           "test_ingress_c.py")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.so", "*.o", "_fastlib*.c", "build",
                                  ".hypothesis", "node_modules")
 REPORT_PREFIX = "sanitizer"

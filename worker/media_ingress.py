@@ -19,6 +19,11 @@ producer's retransmission store until it evicts them.
 The forward table is rebuilt lazily (at the next flush) when the routing changes: a consumer
 added or closed, a stream learned, a consumer's transport gaining or losing its send path.
 Pause, resume and re-synchronisation change one entry in place.
+
+A transport on its own UDP socket also has the C receive path (:mod:`worker.fast_ingress`),
+which does all of the above for the packets that need no decision, in one C call per wake-up,
+with this ingress's table and output arrays; :attr:`MediaIngress.version` changes with
+everything that decides what that path may take, and its counters are added to these.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from worker._fast.forward import ConsumerState, abs_send_time
 from worker._fast.rtp import SlabRtp
 from worker._fast.srtp import SrtpBatch, SrtpContext
 from worker.bufferpool import PoolSet
+from worker.fast_ingress import FAST_COUNTERS
 from worker.logger import Logger
 from worker.retransmission_buffer import RetransmissionBuffer
 
 if TYPE_CHECKING:
     from worker.consumer import Consumer
+    from worker.fast_ingress import FastIngress
     from worker.transport import Transport
 
 __all__ = ["DEFERRED_SINKS", "INGRESS_QUEUE", "FlushQueue", "MediaIngress", "counters_of",
@@ -86,20 +93,25 @@ class FlushQueue:
 
 
 def counters_of(ingress: MediaIngress | None) -> dict[str, int]:
-    """The media path's counters of ``ingress``; all 0 when a transport never made one."""
+    """The media path's counters of ``ingress`` (the C receive path's included); all 0 when a
+    transport never made one."""
     if ingress is None:
         return dict.fromkeys(_COUNTER_NAMES, 0)
-    return {"rtpPacketsReceived": ingress.rtp_received,
-            "rtpBytesReceived": ingress.rtp_bytes_received,
-            "rtpPacketsForwarded": ingress.forwarded, "srtpFailed": ingress.srtp_failed,
-            "rtpMalformed": ingress.malformed, "rtpUnknownSsrc": ingress.unknown_ssrc,
-            "rtpSendDropped": ingress.send_dropped, "rtpOutOfSlots": ingress.out_of_slots,
-            "rtpStoreNoBuffer": ingress.store_no_buffer}
+    counters = {"rtpPacketsReceived": ingress.rtp_received,
+                "rtpBytesReceived": ingress.rtp_bytes_received,
+                "rtpPacketsForwarded": ingress.forwarded, "srtpFailed": ingress.srtp_failed,
+                "rtpMalformed": ingress.malformed, "rtpUnknownSsrc": ingress.unknown_ssrc,
+                "rtpSendDropped": ingress.send_dropped, "rtpOutOfSlots": ingress.out_of_slots,
+                "rtpStoreNoBuffer": ingress.store_no_buffer, "rtpPacketsFastPath": 0}
+    for fast in ingress.fast_paths:
+        for name, field in FAST_COUNTERS:
+            counters[name] += fast.counter(field)
+    return counters
 
 
 _COUNTER_NAMES: Final = ("rtpPacketsReceived", "rtpBytesReceived", "rtpPacketsForwarded",
                          "srtpFailed", "rtpMalformed", "rtpUnknownSsrc", "rtpSendDropped",
-                         "rtpOutOfSlots", "rtpStoreNoBuffer")
+                         "rtpOutOfSlots", "rtpStoreNoBuffer", "rtpPacketsFastPath")
 
 
 class MediaIngress:
@@ -121,7 +133,9 @@ class MediaIngress:
         self._slots: Any = ffi.new("uint32_t[]", INGRESS_QUEUE)
         self._lengths: Any = ffi.new("uint32_t[]", INGRESS_QUEUE)
         self._count = 0
-        self._dirty = True
+        self.dirty = True  # the table must be rebuilt before the next fan-out
+        self.version = 0  # changes with anything that decides what the C receive path takes
+        self.fast_paths: list[FastIngress] = []  # the C receive paths using this ingress
         self._flush_hook: Any = None
         self.closed = False
         # counters (transport dump and stats)
@@ -168,7 +182,7 @@ class MediaIngress:
         had_stream = producer.stream is not None
         length = producer.receive_rtp(rtp, offset, length, self)
         if not had_stream and producer.stream is not None:
-            self._dirty = True
+            self.mark_dirty()
         if length <= 0 or not producer.consumers:
             return
         count = self._count
@@ -201,8 +215,8 @@ class MediaIngress:
         if not count:
             return
         self._count = 0
-        if self._dirty:
-            self._rebuild()
+        if self.dirty:
+            self.rebuild()
         consumers = len(self.table)
         if not consumers:
             return
@@ -241,7 +255,8 @@ class MediaIngress:
                 if sink is not None:
                     sink(self.batch.view(k))
 
-    def _rebuild(self) -> None:
+    def rebuild(self) -> None:
+        """The forward table from the transport's producers and their consumers."""
         producers: dict[int, list[Any]] = {}
         for producer in self.transport.producers.values():
             stream = producer.stream
@@ -249,28 +264,37 @@ class MediaIngress:
                 continue
             producers[stream.ssrc] = [c.forward_spec() for c in producer.consumers.values()]
         self.table.update(producers)
-        self._dirty = False
+        self.dirty = False
+        self.version += 1
 
     # -- control -------------------------------------------------------------------------------
 
     def mark_dirty(self) -> None:
-        self._dirty = True
+        self.dirty = True
+        self.version += 1
+
+    def state_changed(self) -> None:
+        """A producer's state changed (paused, waiting for a key frame, ...): the C receive
+        path must look again at what it may take."""
+        self.version += 1
 
     def _known(self, consumer: Consumer) -> bool:
-        if self._dirty:
+        if self.dirty:
             return False
         try:
             self.table.state_raw(consumer.id)
         except KeyError:
-            self._dirty = True
+            self.mark_dirty()
             return False
         return True
 
     def set_paused(self, consumer: Consumer, paused: bool) -> None:
+        self.version += 1
         if self._known(consumer):
             self.table.set_paused(consumer.id, paused)
 
     def set_offsets(self, consumer: Consumer, seq_offset: int) -> None:
+        self.version += 1
         if self._known(consumer):
             self.table.set_offsets(consumer.id, seq_offset, 0)
 
@@ -287,5 +311,7 @@ class MediaIngress:
     def close(self) -> None:
         """Drop the queue and the table (the producers' stores are theirs to close)."""
         self._count = 0
+        for fast in self.fast_paths:
+            fast.close()
         self.table.update({})
         self.closed = True

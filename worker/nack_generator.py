@@ -21,14 +21,20 @@ Rules, as mediasoup:
 
 Sequence numbers are unwrapped to unbounded integers inside; outputs are 16-bit values in RTP
 order, ready for an RTCP NACK (``worker._fast.Nack(lost=...)``).
+
+The highest sequence number and the size of the list live in a ``struct mw_nack_state``
+(:attr:`NackGenerator.shared`), which the C receive path (``cffi_build/ingress.h``) reads and
+advances: while the list is empty, the next packet in order changes nothing here but the highest
+sequence number, so the C takes it without calling this class.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+from worker._fast._lib import ffi
 from worker.seq_manager import SEQ_BITS, unwrap
 
 __all__ = ["NACK_DEFAULT_RTT_MS", "NACK_MAX_LIST_SIZE", "NACK_MAX_PACKET_AGE", "NACK_MAX_RETRIES",
@@ -65,13 +71,15 @@ _WAS_NACKED: Final = NackOutput(was_nacked=True)
 class NackGenerator:
     """Tracks the missing packets of one incoming stream."""
 
-    __slots__ = ("_key_frames", "_last_seq", "_nack_list", "_recovered", "_rtt_ms", "deadline",
-                 "key_frames_required", "send_nack_delay_ms")
+    __slots__ = ("_key_frames", "_nack_list", "_recovered", "_rtt_ms", "deadline",
+                 "key_frames_required", "send_nack_delay_ms", "shared")
 
     def __init__(self, send_nack_delay_ms: int = 0) -> None:
         self.send_nack_delay_ms = send_nack_delay_ms
         self._rtt_ms = NACK_DEFAULT_RTT_MS
-        self._last_seq: int | None = None  # extended; None until the first packet
+        # The highest sequence number (extended; none until the first packet) and the list's
+        # size, where the C receive path reads them.
+        self.shared: Any = ffi.new("struct mw_nack_state *")
         self._nack_list: dict[int, _NackEntry] = {}  # extended seq -> entry, ascending keys
         self._key_frames: deque[int] = deque()  # extended seqs of key-frame packets, ascending
         self._recovered: set[int] = set()  # extended seqs recovered ahead of the highest seen
@@ -80,6 +88,21 @@ class NackGenerator:
 
     def __len__(self) -> int:
         return len(self._nack_list)
+
+    @property
+    def _last_seq(self) -> int | None:
+        shared = self.shared
+        return int(shared.last_seq) if shared.has_last else None
+
+    @_last_seq.setter
+    def _last_seq(self, value: int | None) -> None:
+        shared = self.shared
+        shared.has_last = value is not None
+        shared.last_seq = 0 if value is None else value
+
+    def _publish(self) -> None:
+        """Tell the C receive path whether the list is empty (it takes packets only then)."""
+        self.shared.pending = len(self._nack_list)
 
     @property
     def pending(self) -> list[int]:
@@ -101,9 +124,15 @@ class NackGenerator:
         self._recovered.clear()
         self._last_seq = None
         self.deadline = None
+        self._publish()
 
     def receive(self, seq: int, is_keyframe: bool, is_recovered: bool, now: int) -> NackOutput:
         """Feed one received packet (``is_recovered``: it came through RTX)."""
+        out = self._receive(seq, is_keyframe, is_recovered, now)
+        self._publish()
+        return out
+
+    def _receive(self, seq: int, is_keyframe: bool, is_recovered: bool, now: int) -> NackOutput:
         last = self._last_seq
         if last is None:
             self._last_seq = last = (seq & 0xFFFF) + (1 << SEQ_BITS)
@@ -135,6 +164,7 @@ class NackGenerator:
             return []
         nacks = self._batch(now, by_time=True)
         self.deadline = now + NACK_TIMER_INTERVAL_MS if self._nack_list else None
+        self._publish()
         return nacks
 
     def _note_key_frame(self, ext: int, is_keyframe: bool) -> None:

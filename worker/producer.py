@@ -243,10 +243,12 @@ class Producer(Entity):
             for consumer in self.sync_waiters:
                 consumer.sync(seq, ingress)
             self.sync_waiters.clear()
+            self.transport.media_changed()
         return length
 
     def _create_stream(self, ssrc: int, now: int) -> ProducerStream:
         stream = self.stream = ProducerStream(self, ssrc, now)
+        self.transport.media_changed()
         self.transport.rtp_listener.bind_ssrc(ssrc, self)
         if self.rtx_ssrc is not None:
             self.transport.rtp_listener.bind_ssrc(self.rtx_ssrc, self)
@@ -385,6 +387,7 @@ class Producer(Entity):
         if self.paused:
             return
         self.paused = True
+        self.transport.media_changed()
         if self.stream is not None:
             self.stream.stats.pause()
             if self.stream.nack is not None:
@@ -397,6 +400,7 @@ class Producer(Entity):
         if not self.paused:
             return
         self.paused = False
+        self.transport.media_changed()
         if self.stream is not None:
             self.stream.stats.resume(self.now_ms())
         for consumer in list(self.consumers.values()):
@@ -423,10 +427,12 @@ class Producer(Entity):
     def add_sync_waiter(self, consumer: Consumer) -> None:
         if consumer not in self.sync_waiters:
             self.sync_waiters.append(consumer)
+            self.transport.media_changed()
 
     def remove_sync_waiter(self, consumer: Consumer) -> None:
         if consumer in self.sync_waiters:
             self.sync_waiters.remove(consumer)
+            self.transport.media_changed()
 
     # -- close -----------------------------------------------------------------------------
 

@@ -4,7 +4,10 @@ exchanged as ``srtpParameters`` instead of DTLS.
 
 The transport owns its sockets (one, or two without RTCP multiplexing): each is read in
 batches like every UDP socket of the worker, RTP goes to the media ingress (queued slots,
-flushed at the end of the socket's batch), RTCP to the transport's RTCP handling. Packets from
+flushed at the end of the socket's batch), RTCP to the transport's RTCP handling. Once media
+flows, the RTP socket gets the C receive path (:mod:`worker.fast_ingress`): the packets of the
+remote tuple that need no decision are then received, unprotected, accounted, stored, fanned
+out and sent in one C call per wake-up, and only the others come through here. Packets from
 any address other than the remote tuple are dropped and counted: the worker only ever sends to
 the address the controller connected it to, or (``comedia``) the address the first packet came
 from.
@@ -23,6 +26,7 @@ from worker._fast.srtp import SrtpContext, SrtpError, unprotect_rtcp
 from worker.dtls import srtp_profile_by_crypto_suite
 from worker.entity import Context
 from worker.errors import InvalidStateError, WorkerError, WorkerTypeError
+from worker.fast_ingress import FastIngress
 from worker.listen_info import ListenInfo, bind_socket, parse_listen_info
 from worker.media_ingress import FlushQueue
 from worker.net.udp import UdpSocket
@@ -118,7 +122,8 @@ class SocketTransport(Transport):
         self.packets_from_unknown = 0
         self.packets_ignored = 0
         self.srtcp_failed = 0
-        self.bytes_received = 0
+        self._bytes_received = 0  # what the Python path saw; the C path counts its own
+        self._fast: FastIngress | None = None
         self.bytes_sent = 0
         port_range = (ctx.settings.rtc_min_port, ctx.settings.rtc_max_port)
         self._rtp = self._open(parse_listen_info(data.get("listenInfo"), port_range, ("udp",)))
@@ -140,6 +145,11 @@ class SocketTransport(Transport):
         return _Endpoint(info, udp)
 
     # -- dump, stats ------------------------------------------------------------------------
+
+    @property
+    def bytes_received(self) -> int:
+        fast = self._fast
+        return self._bytes_received + (fast.counter("bytes") if fast is not None else 0)
 
     def srtp_parameters(self) -> dict[str, Any] | None:
         """Our SRTP parameters (the key we protect with), for the remote side."""
@@ -211,6 +221,7 @@ class SocketTransport(Transport):
             self._rtp.remote = remote
         if rtcp_remote is not None and self._rtcp is not None:
             self._rtcp.remote = rtcp_remote
+        self.media_changed()
         self.send_path_changed()
 
     # -- media ------------------------------------------------------------------------------
@@ -225,6 +236,19 @@ class SocketTransport(Transport):
 
     def srtp_in(self) -> SrtpContext | None:
         return self._srtp_in
+
+    def srtp_required(self) -> bool:
+        return self.enable_srtp
+
+    def fast_remote(self, udp: object) -> tuple[str, int] | None:
+        return self._rtp.remote if udp is self._rtp.socket else None
+
+    def _attach_fast(self, udp: UdpSocket) -> None:
+        """Give the RTP socket the C receive path (once media flows)."""
+        ingress = self.ingress
+        fast = self._fast = FastIngress(udp, ingress, self.ctx.pools)
+        ingress.fast_paths.append(fast)
+        udp.fast = fast
 
     def send_target(self, consumer: object = None) -> tuple[int, tuple[str, int]] | None:
         if not self.media_ready() or self._rtp.remote is None:
@@ -265,15 +289,17 @@ class SocketTransport(Transport):
                 self.packets_from_unknown += 1
                 return
             self._learn(endpoint, source)
-        self.bytes_received += len(view)
+        self._bytes_received += len(view)
         if kind is Kind.RTCP:
             self._receive_rtcp(view)
         elif kind is Kind.RTP and endpoint is self._rtp:
             if self.enable_srtp and self._srtp_in is None:
                 self.packets_ignored += 1  # keys come with connect
                 return
-            self.ingress.receive(sock.current_slot, len(view), self._srtp_in,
-                                 self._media_flush.add)
+            srtp = None if sock.current_unprotected else self._srtp_in
+            self.ingress.receive(sock.current_slot, len(view), srtp, self._media_flush.add)
+            if sock.fast is None and not self.closed:
+                self._attach_fast(sock)
         else:
             self.packets_ignored += 1
 
@@ -295,6 +321,7 @@ class SocketTransport(Transport):
         """comedia: the first packet's source becomes the remote tuple."""
         endpoint.remote = source
         if endpoint is self._rtp:
+            self.media_changed()
             self.emit("tuple", {"tuple": endpoint.tuple_dump()})
             self.send_path_changed()
         else:
@@ -303,6 +330,9 @@ class SocketTransport(Transport):
     # -- close ------------------------------------------------------------------------------
 
     def release_transport(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
+            self._rtp.socket.fast = None
         self._rtp.socket.close()
         if self._rtcp is not None:
             self._rtcp.socket.close()

@@ -107,6 +107,22 @@ class Transport(Entity):
     def srtp_in(self) -> SrtpContext | None:
         return None
 
+    def srtp_required(self) -> bool:
+        """Whether RTP arriving on this transport is SRTP (the C receive path unprotects it
+        with :meth:`srtp_in`, and takes nothing while that is None)."""
+        return self.srtp_in() is not None
+
+    def fast_remote(self, udp: object) -> tuple[str, int] | None:
+        """The one address whose RTP the C receive path of socket ``udp`` may take, or None
+        (the C takes nothing): only transports with a fixed remote address have one."""
+        return None
+
+    def media_changed(self) -> None:
+        """A producer's state changed in a way that decides what the C receive path may take
+        (paused, a consumer waiting for a key frame, a new stream)."""
+        if self._ingress is not None:
+            self._ingress.state_changed()
+
     def forget_srtp_streams(self, inbound: Iterable[int | None],
                             outbound: Iterable[int | None]) -> None:
         """A producer or consumer went away: drop libsrtp's per-SSRC state for its SSRCs."""
