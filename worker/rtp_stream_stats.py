@@ -35,6 +35,7 @@ lost of 256/256 is reported as 255; an RR without LSR keeps the previous RTT.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
@@ -240,7 +241,141 @@ class _StreamStats:
         return out
 
 
-class RecvStreamStats(_StreamStats):
+class RecvReports(_StreamStats, metaclass=ABCMeta):
+    """What a receive stream computes from its per-packet state, whoever keeps that state:
+    the SR it gets (LSR/DLSR), the RTT from a DLRR, the RR block it sends, the score on each
+    SR, the getStats entry. :class:`RecvStreamStats` keeps the per-packet state in C; the
+    pure-Python reference of ``tests/reference/recv_stream.py`` in Python attributes."""
+
+    __slots__ = ("_expected_prior", "_expected_prior_score", "_received_prior",
+                 "_received_prior_score", "_repaired_prior_score", "_reported_lost",
+                 "_retransmitted_prior_score", "last_sr_compact", "last_sr_ntp_ms",
+                 "last_sr_received_ms", "last_sr_rtp_timestamp")
+
+    _expected_prior: int
+    _expected_prior_score: int
+    _received_prior: int
+    _received_prior_score: int
+    _repaired_prior_score: int
+    _reported_lost: int
+    _retransmitted_prior_score: int
+    last_sr_compact: int
+    last_sr_ntp_ms: int
+    last_sr_received_ms: int | None
+    last_sr_rtp_timestamp: int
+
+    @property
+    @abstractmethod
+    def expected_packets(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def extended_highest_seq(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def media_packet_count(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def jitter(self) -> float: ...
+
+    def _settle(self) -> None:
+        """Bring the score up to date with what the per-packet path recorded (if anything)."""
+
+    @abstractmethod
+    def _is_inactive(self) -> bool: ...
+
+    def receive_sender_report(self, ntp_timestamp: int, rtp_timestamp: int, now: int) -> None:
+        """The producer's SR for this stream: remembered for LSR/DLSR; updates the score."""
+        self._settle()
+        self.last_sr_received_ms = now
+        self.last_sr_compact = compact_ntp(ntp_timestamp)
+        self.last_sr_ntp_ms = ntp_to_ms(ntp_timestamp)
+        self.last_sr_rtp_timestamp = rtp_timestamp
+        self._update_score(now)
+
+    def receive_dlrr(self, lrr: int, dlrr: int, now: int) -> float | None:
+        """An XR DLRR sub-block answering our RRT: sets and returns the RTT in ms (give it to
+        the NACK generator), or None if the peer had no RRT of ours yet."""
+        if not lrr or not dlrr:
+            return None
+        self.rtt_ms = _rtt_from_compact(now, lrr, dlrr)
+        return self.rtt_ms
+
+    def report_block(self, now: int, worst_remote_fraction_lost: int = 0) -> ReportBlock:
+        """The RR block for this stream (updates packetsLost and fractionLost).
+
+        ``worst_remote_fraction_lost`` (in-band FEC: the worst loss our consumers report) is
+        reported instead when it is worse than ours, as mediasoup does."""
+        self._settle()
+        previous_lost = self.packets_lost
+        expected = self.expected_packets
+        received = self.media_packet_count
+        self.packets_lost = max(0, expected - received)
+        expected_interval = expected - self._expected_prior
+        received_interval = received - self._received_prior
+        self._expected_prior, self._received_prior = expected, received
+        lost_interval = expected_interval - received_interval
+        if expected_interval <= 0 or lost_interval <= 0:
+            self.fraction_lost = 0
+        else:
+            self.fraction_lost = min(255, _round(lost_interval * 256 / expected_interval))
+        fraction = self.fraction_lost
+        if worst_remote_fraction_lost <= fraction:
+            self._reported_lost += self.packets_lost - previous_lost
+        else:
+            self._reported_lost += (worst_remote_fraction_lost * max(0, expected_interval)) >> 8
+            fraction = worst_remote_fraction_lost
+        cumulative = max(-0x800000, min(0x7FFFFF, self._reported_lost))
+        if self.last_sr_received_ms is None:
+            lsr = dlsr = 0
+        else:
+            lsr = self.last_sr_compact
+            dlsr = ms_to_compact(now - self.last_sr_received_ms) & _U32
+        return ReportBlock(self.ssrc, fraction, cumulative, self.extended_highest_seq,
+                           int(self.jitter), lsr, dlsr)
+
+    def _update_score(self, now: int) -> None:
+        total_expected = self.expected_packets
+        expected = total_expected - self._expected_prior_score
+        self._expected_prior_score = total_expected
+        total_received = self.media_packet_count
+        received = total_received - self._received_prior_score
+        self._received_prior_score = total_received
+        lost = max(0, expected - received)
+        packets_repaired = self.packets_repaired
+        repaired = packets_repaired - self._repaired_prior_score
+        self._repaired_prior_score = packets_repaired
+        packets_retransmitted = self.packets_retransmitted
+        retransmitted = packets_retransmitted - self._retransmitted_prior_score
+        self._retransmitted_prior_score = packets_retransmitted
+        if self._is_inactive():
+            return
+        if expected <= 0:
+            self._add_score_sample(10, now)
+            return
+        if received <= 0:
+            self._add_score_sample(0, now)
+            return
+        lost = min(lost, received)
+        if repaired > lost:
+            if self.rtx_ssrc is not None:
+                repaired = lost
+            else:
+                lost = repaired
+        retransmitted = max(retransmitted, repaired)
+        self._add_score_sample(_score_sample(received, lost, repaired, retransmitted), now)
+
+    def stats(self, now: int) -> dict[str, Any]:
+        out = self._base_stats(now, "inbound-rtp")
+        out["jitter"] = int(self.jitter)
+        return out
+
+
+
+
+class RecvStreamStats(RecvReports):
     """A stream we receive (a producer's encoding).
 
     The per-packet state lives in a C ``struct mw_recv_stream`` (``cffi_build/recv_stream.h``),
@@ -261,11 +396,7 @@ class RecvStreamStats(_StreamStats):
     as the clock never goes back (``recv_stream.h`` says what the C does when it does).
     """
 
-    __slots__ = ("_active_since", "_clock_rate", "_expected_prior", "_expected_prior_score",
-                 "_received_prior", "_received_prior_score", "_repaired_prior_score",
-                 "_reported_lost", "_retransmitted_prior_score", "_ring", "_score_value",
-                 "c_stream", "last_sr_compact", "last_sr_ntp_ms", "last_sr_received_ms",
-                 "last_sr_rtp_timestamp")
+    __slots__ = ("_active_since", "_clock_rate", "_ring", "_score_value", "c_stream")
 
     def __init__(self, ssrc: int, clock_rate: int, now: int, *, kind: str = "video",
                  mime_type: str = "", rid: str | None = None, rtx_ssrc: int | None = None,
@@ -389,6 +520,9 @@ class RecvStreamStats(_StreamStats):
 
     # -- the score, settled before use --------------------------------------------------------
 
+    def _is_inactive(self) -> bool:
+        return bool(self.c_stream.inactive)
+
     def _settle(self) -> None:
         """Apply what the C recorded when a packet ended an inactivity: the score back to 10
         at that packet's time (clearing the flag first: _reset_score reads the score)."""
@@ -466,93 +600,6 @@ class RecvStreamStats(_StreamStats):
         self._settle()  # a reactivation before this timeout comes first
         if lib.mw_recv_stream_timeout(self.c_stream, now):
             self._reset_score(0, now)
-
-    def receive_sender_report(self, ntp_timestamp: int, rtp_timestamp: int, now: int) -> None:
-        """The producer's SR for this stream: remembered for LSR/DLSR; updates the score."""
-        self._settle()
-        self.last_sr_received_ms = now
-        self.last_sr_compact = compact_ntp(ntp_timestamp)
-        self.last_sr_ntp_ms = ntp_to_ms(ntp_timestamp)
-        self.last_sr_rtp_timestamp = rtp_timestamp
-        self._update_score(now)
-
-    def receive_dlrr(self, lrr: int, dlrr: int, now: int) -> float | None:
-        """An XR DLRR sub-block answering our RRT: sets and returns the RTT in ms (give it to
-        the NACK generator), or None if the peer had no RRT of ours yet."""
-        if not lrr or not dlrr:
-            return None
-        self.rtt_ms = _rtt_from_compact(now, lrr, dlrr)
-        return self.rtt_ms
-
-    def report_block(self, now: int, worst_remote_fraction_lost: int = 0) -> ReportBlock:
-        """The RR block for this stream (updates packetsLost and fractionLost).
-
-        ``worst_remote_fraction_lost`` (in-band FEC: the worst loss our consumers report) is
-        reported instead when it is worse than ours, as mediasoup does."""
-        self._settle()
-        previous_lost = self.packets_lost
-        expected = self.expected_packets
-        received = self.media_packet_count
-        self.packets_lost = max(0, expected - received)
-        expected_interval = expected - self._expected_prior
-        received_interval = received - self._received_prior
-        self._expected_prior, self._received_prior = expected, received
-        lost_interval = expected_interval - received_interval
-        if expected_interval <= 0 or lost_interval <= 0:
-            self.fraction_lost = 0
-        else:
-            self.fraction_lost = min(255, _round(lost_interval * 256 / expected_interval))
-        fraction = self.fraction_lost
-        if worst_remote_fraction_lost <= fraction:
-            self._reported_lost += self.packets_lost - previous_lost
-        else:
-            self._reported_lost += (worst_remote_fraction_lost * max(0, expected_interval)) >> 8
-            fraction = worst_remote_fraction_lost
-        cumulative = max(-0x800000, min(0x7FFFFF, self._reported_lost))
-        if self.last_sr_received_ms is None:
-            lsr = dlsr = 0
-        else:
-            lsr = self.last_sr_compact
-            dlsr = ms_to_compact(now - self.last_sr_received_ms) & _U32
-        return ReportBlock(self.ssrc, fraction, cumulative, self.extended_highest_seq,
-                           int(self.jitter), lsr, dlsr)
-
-    def _update_score(self, now: int) -> None:
-        total_expected = self.expected_packets
-        expected = total_expected - self._expected_prior_score
-        self._expected_prior_score = total_expected
-        total_received = self.media_packet_count
-        received = total_received - self._received_prior_score
-        self._received_prior_score = total_received
-        lost = max(0, expected - received)
-        packets_repaired = self.packets_repaired
-        repaired = packets_repaired - self._repaired_prior_score
-        self._repaired_prior_score = packets_repaired
-        packets_retransmitted = self.packets_retransmitted
-        retransmitted = packets_retransmitted - self._retransmitted_prior_score
-        self._retransmitted_prior_score = packets_retransmitted
-        if self.c_stream.inactive:
-            return
-        if expected <= 0:
-            self._add_score_sample(10, now)
-            return
-        if received <= 0:
-            self._add_score_sample(0, now)
-            return
-        lost = min(lost, received)
-        if repaired > lost:
-            if self.rtx_ssrc is not None:
-                repaired = lost
-            else:
-                lost = repaired
-        retransmitted = max(retransmitted, repaired)
-        self._add_score_sample(_score_sample(received, lost, repaired, retransmitted), now)
-
-    def stats(self, now: int) -> dict[str, Any]:
-        out = self._base_stats(now, "inbound-rtp")
-        out["jitter"] = int(self.jitter)
-        return out
-
 
 class SendStreamStats(_StreamStats):
     """A stream we send (a consumer's)."""

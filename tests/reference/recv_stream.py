@@ -2,7 +2,9 @@
 producer's stream, as ``worker.rtp_stream_stats.RecvStreamStats`` computed them in Python.
 
 :class:`RefRecvStreamStats` is that class as it was before its per-packet state moved to C
-(``struct mw_recv_stream``), unchanged but for its name: every field in Python integers and
+(``struct mw_recv_stream``), but for its name and the reports computed from that state (SR,
+RR block, score, getStats entry), which both take from the worker's ``RecvReports``: every
+per-packet field in Python integers and
 floats (unbounded extended sequence numbers and unwrapped timestamps, a ``RateCalculator``
 deque for the bitrate, the inactivity deadline as an attribute, the score reset to 10 at once
 when a packet ends an inactivity). ``tests/test_recv_stream.py`` feeds it and the C-backed
@@ -12,22 +14,13 @@ getStats entry) is the worker's ``_StreamStats``, which the C port did not chang
 
 from __future__ import annotations
 
-from typing import Any
-
-from worker._fast import ReportBlock
 from worker.rtp_stream_stats import (
     BITRATE_WINDOW_MS,
     INACTIVITY_TIMEOUT_DTX_MS,
     INACTIVITY_TIMEOUT_MS,
     MAX_DROPOUT,
     MAX_MISORDER,
-    _round,
-    _rtt_from_compact,
-    _score_sample,
-    _StreamStats,
-    compact_ntp,
-    ms_to_compact,
-    ntp_to_ms,
+    RecvReports,
 )
 from worker.seq_manager import TIMESTAMP_BITS, unwrap
 
@@ -37,15 +30,12 @@ _SEQ_MOD = 1 << 16
 _U32 = 0xFFFFFFFF
 
 
-class RefRecvStreamStats(_StreamStats):
+class RefRecvStreamStats(RecvReports):
     """A stream we receive (a producer's encoding)."""
 
-    __slots__ = ("_bad_seq", "_base_seq", "_expected_offset", "_expected_prior",
-                 "_expected_prior_score", "_inactive", "_inactivity_timeout_ms", "_max_seq",
-                 "_paused", "_received_prior", "_received_prior_score", "_repaired_prior_score",
-                 "_reported_lost", "_retransmitted_prior_score", "_transit", "deadline",
-                 "jitter", "last_sr_compact", "last_sr_ntp_ms", "last_sr_received_ms",
-                 "last_sr_rtp_timestamp", "max_packet_ms", "max_packet_ts", "media_packet_count")
+    __slots__ = ("_bad_seq", "_base_seq", "_expected_offset", "_inactive", "_inactivity_timeout_ms",
+                 "_max_seq", "_paused", "_transit", "deadline", "jitter", "max_packet_ms",
+                 "max_packet_ts", "media_packet_count")
 
     def __init__(self, ssrc: int, clock_rate: int, now: int, *, kind: str = "video",
                  mime_type: str = "", rid: str | None = None, rtx_ssrc: int | None = None,
@@ -200,85 +190,5 @@ class RefRecvStreamStats(_StreamStats):
         self._inactive = True
         self._reset_score(0, now)
 
-    def receive_sender_report(self, ntp_timestamp: int, rtp_timestamp: int, now: int) -> None:
-        """The producer's SR for this stream: remembered for LSR/DLSR; updates the score."""
-        self.last_sr_received_ms = now
-        self.last_sr_compact = compact_ntp(ntp_timestamp)
-        self.last_sr_ntp_ms = ntp_to_ms(ntp_timestamp)
-        self.last_sr_rtp_timestamp = rtp_timestamp
-        self._update_score(now)
-
-    def receive_dlrr(self, lrr: int, dlrr: int, now: int) -> float | None:
-        """An XR DLRR sub-block answering our RRT: sets and returns the RTT in ms (give it to
-        the NACK generator), or None if the peer had no RRT of ours yet."""
-        if not lrr or not dlrr:
-            return None
-        self.rtt_ms = _rtt_from_compact(now, lrr, dlrr)
-        return self.rtt_ms
-
-    def report_block(self, now: int, worst_remote_fraction_lost: int = 0) -> ReportBlock:
-        """The RR block for this stream (updates packetsLost and fractionLost).
-
-        ``worst_remote_fraction_lost`` (in-band FEC: the worst loss our consumers report) is
-        reported instead when it is worse than ours, as mediasoup does."""
-        previous_lost = self.packets_lost
-        expected = self.expected_packets
-        received = self.media_packet_count
-        self.packets_lost = max(0, expected - received)
-        expected_interval = expected - self._expected_prior
-        received_interval = received - self._received_prior
-        self._expected_prior, self._received_prior = expected, received
-        lost_interval = expected_interval - received_interval
-        if expected_interval <= 0 or lost_interval <= 0:
-            self.fraction_lost = 0
-        else:
-            self.fraction_lost = min(255, _round(lost_interval * 256 / expected_interval))
-        fraction = self.fraction_lost
-        if worst_remote_fraction_lost <= fraction:
-            self._reported_lost += self.packets_lost - previous_lost
-        else:
-            self._reported_lost += (worst_remote_fraction_lost * max(0, expected_interval)) >> 8
-            fraction = worst_remote_fraction_lost
-        cumulative = max(-0x800000, min(0x7FFFFF, self._reported_lost))
-        if self.last_sr_received_ms is None:
-            lsr = dlsr = 0
-        else:
-            lsr = self.last_sr_compact
-            dlsr = ms_to_compact(now - self.last_sr_received_ms) & _U32
-        return ReportBlock(self.ssrc, fraction, cumulative, self.extended_highest_seq,
-                           int(self.jitter), lsr, dlsr)
-
-    def _update_score(self, now: int) -> None:
-        total_expected = self.expected_packets
-        expected = total_expected - self._expected_prior_score
-        self._expected_prior_score = total_expected
-        total_received = self.media_packet_count
-        received = total_received - self._received_prior_score
-        self._received_prior_score = total_received
-        lost = max(0, expected - received)
-        repaired = self.packets_repaired - self._repaired_prior_score
-        self._repaired_prior_score = self.packets_repaired
-        retransmitted = self.packets_retransmitted - self._retransmitted_prior_score
-        self._retransmitted_prior_score = self.packets_retransmitted
-        if self._inactive:
-            return
-        if expected <= 0:
-            self._add_score_sample(10, now)
-            return
-        if received <= 0:
-            self._add_score_sample(0, now)
-            return
-        lost = min(lost, received)
-        if repaired > lost:
-            if self.rtx_ssrc is not None:
-                repaired = lost
-            else:
-                lost = repaired
-        retransmitted = max(retransmitted, repaired)
-        self._add_score_sample(_score_sample(received, lost, repaired, retransmitted), now)
-
-    def stats(self, now: int) -> dict[str, Any]:
-        out = self._base_stats(now, "inbound-rtp")
-        out["jitter"] = int(self.jitter)
-        return out
-
+    def _is_inactive(self) -> bool:
+        return self._inactive
