@@ -27,24 +27,49 @@ static int args_ok(const struct mw_ingress *g)
 {
     return g->in_pool != NULL && g->out_pool != NULL && g->slots != NULL &&
            g->lengths != NULL && g->addrs != NULL && g->flags != NULL && g->kinds != NULL &&
-           (g->stream_count == 0 || g->streams != NULL) && g->table != NULL &&
-           g->fwd_in != NULL && g->fwd_out != NULL && g->free_slots != NULL &&
-           g->area != NULL && g->fwd_result != NULL && g->send_result != NULL &&
-           g->queue_slots != NULL && g->queue_lengths != NULL && g->lent == 0 &&
-           (!g->srtp || g->api != NULL);
+           (g->route_count == 0 || g->routes != NULL) && g->touched != NULL && g->lent == 0;
 }
 
-static int same_addr(const struct mw_sockio_addr *a, const struct mw_sockio_addr *b)
+static int route_ok(const struct mw_ingress_route *r)
 {
-    return a->family == b->family && a->port == b->port &&
-           memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+    return r != NULL && (r->stream_count == 0 || r->streams != NULL) && r->table != NULL &&
+           r->fwd_in != NULL && r->fwd_out != NULL && r->free_slots != NULL &&
+           r->area != NULL && r->fwd_result != NULL && r->send_result != NULL &&
+           r->queue_slots != NULL && r->queue_lengths != NULL && (!r->srtp || r->api != NULL);
 }
 
-static struct mw_ingress_stream *find_stream(struct mw_ingress *g, uint32_t ssrc)
+int mw_ingress_addr_cmp(const struct mw_sockio_addr *a, const struct mw_sockio_addr *b)
 {
-    for (uint32_t s = 0; s < g->stream_count; s++)
-        if (g->streams[s].ssrc == ssrc)
-            return &g->streams[s];
+    if (a->family != b->family)
+        return a->family < b->family ? -1 : 1;
+    if (a->port != b->port)
+        return a->port < b->port ? -1 : 1;
+    return memcmp(a->addr, b->addr, sizeof a->addr);
+}
+
+/* The route of source `addr` (binary search in the sorted routes), or NULL. */
+static struct mw_ingress_route *find_route(const struct mw_ingress *g,
+                                           const struct mw_sockio_addr *addr)
+{
+    uint32_t lo = 0, hi = g->route_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = mw_ingress_addr_cmp(addr, &g->routes[mid]->remote);
+        if (c == 0)
+            return g->routes[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+static struct mw_ingress_stream *find_stream(struct mw_ingress_route *r, uint32_t ssrc)
+{
+    for (uint32_t s = 0; s < r->stream_count; s++)
+        if (r->streams[s].ssrc == ssrc)
+            return &r->streams[s];
     return NULL;
 }
 
@@ -66,17 +91,18 @@ static int needs_python(const struct mw_ingress_stream *s, const uint8_t *buf,
            mw_keyframe(s->keyframe_codec, buf + h->payload_offset, h->payload_length);
 }
 
-static void store_copy(struct mw_ingress *g, struct mw_ingress_stream *s, const uint8_t *buf,
-                       uint32_t len, const struct mw_rtp_header *h)
+static void store_copy(struct mw_ingress *g, struct mw_ingress_route *r,
+                       struct mw_ingress_stream *s, const uint8_t *buf, uint32_t len,
+                       const struct mw_rtp_header *h)
 {
     struct mw_pool *pool = g->out_pool;
     if (len > pool->slot_size) {
-        g->store_no_buffer++;
+        r->store_no_buffer++;
         return;
     }
     int64_t slot = mw_pool_acquire(pool);
     if (slot < 0) {
-        g->store_no_buffer++;
+        r->store_no_buffer++;
         return;
     }
     memcpy(pool->slab + (size_t)slot * pool->slot_size, buf, len);
@@ -85,26 +111,36 @@ static void store_copy(struct mw_ingress *g, struct mw_ingress_stream *s, const 
         mw_pool_release(pool, (uint32_t)slot);
 }
 
-/* Datagram i: taken (queued or consumed), dropped (counted), or left to Python. */
-static int take(struct mw_ingress *g, uint32_t i, int64_t now_ms, uint32_t *queued)
+static void queue(struct mw_ingress *g, struct mw_ingress_route *r, uint32_t slot, uint32_t len)
 {
-    if (g->flags[i] != 0 || g->kinds[i] != MW_KIND_RTP || !g->has_remote ||
-        !same_addr(&g->addrs[i], &g->remote))
+    if (r->queued == 0)
+        g->touched[g->touched_count++] = r; /* at most one per datagram of the batch */
+    r->queue_slots[r->queued] = slot;
+    r->queue_lengths[r->queued] = len;
+    r->queued++;
+}
+
+/* Datagram i: taken (queued or consumed), dropped (counted), or left to Python. */
+static int take(struct mw_ingress *g, uint32_t i, int64_t now_ms)
+{
+    if (g->flags[i] != 0 || g->kinds[i] != MW_KIND_RTP)
+        return SLOW;
+    struct mw_ingress_route *r = find_route(g, &g->addrs[i]);
+    if (r == NULL)
         return SLOW;
     struct mw_pool *in = g->in_pool;
-    size_t offset = (size_t)g->slots[i] * in->slot_size;
-    uint8_t *buf = in->slab + offset;
+    uint8_t *buf = in->slab + (size_t)g->slots[i] * in->slot_size;
     uint32_t len = g->lengths[i];
     uint32_t received_len = len;
-    if (g->srtp) {
-        if (g->srtp_in == NULL)
+    if (r->srtp) {
+        if (r->srtp_in == NULL)
             return SLOW;
         int n = (int)len;
-        int status = g->api->unprotect(g->srtp_in, buf, &n);
+        int status = r->api->unprotect(r->srtp_in, buf, &n);
         if (status != 0 || n < 0 || (uint32_t)n > len) {
-            g->datagrams++;
-            g->bytes += received_len;
-            g->srtp_failed++;
+            r->datagrams++;
+            r->bytes += received_len;
+            r->srtp_failed++;
             return DROPPED;
         }
         len = (uint32_t)n;
@@ -114,14 +150,14 @@ static int take(struct mw_ingress *g, uint32_t i, int64_t now_ms, uint32_t *queu
     struct mw_rtp_header h;
     if (mw_rtp_parse(buf, len, &h) != MW_RTP_OK)
         return SLOW;
-    struct mw_ingress_stream *s = find_stream(g, h.ssrc);
+    struct mw_ingress_stream *s = find_stream(r, h.ssrc);
     if (s == NULL || needs_python(s, buf, &h))
         return SLOW;
     g->flags[i] = 0;
-    g->datagrams++;
-    g->bytes += received_len;
-    g->rtp_received++;
-    g->rtp_bytes += len;
+    r->datagrams++;
+    r->bytes += received_len;
+    r->rtp_received++;
+    r->rtp_bytes += len;
     if (!mw_recv_stream_receive(s->stats, h.sequence_number, h.timestamp, len,
                                 h.payload_length, now_ms))
         return DROPPED; /* an invalid sequence number: counted by the stream */
@@ -129,52 +165,51 @@ static int take(struct mw_ingress *g, uint32_t i, int64_t now_ms, uint32_t *queu
         s->nack->last_seq++;
     s->packets++;
     if (s->store != NULL)
-        store_copy(g, s, buf, len, &h);
-    if (s->forward) {
-        g->queue_slots[*queued] = g->slots[i];
-        g->queue_lengths[*queued] = len;
-        (*queued)++;
-    }
+        store_copy(g, r, s, buf, len, &h);
+    if (s->forward)
+        queue(g, r, g->slots[i], len);
     return TAKEN;
 }
 
-/* Fan the queue out and send it, in rounds of as many output slots as the pool lends. */
-static void fan_out(struct mw_ingress *g, uint32_t queued)
+/* Fan a route's queue out and send it, in rounds of as many output slots as the pool lends. */
+static void fan_out(struct mw_ingress *g, struct mw_ingress_route *r)
 {
-    struct mw_forward_table *t = g->table;
+    struct mw_forward_table *t = r->table;
+    uint32_t queued = r->queued;
+    r->queued = 0;
     if (queued == 0 || t->consumer_count == 0)
         return;
     t->abs_send_time = mw_ingress_abs_send_time();
-    struct mw_forward_input *in = g->fwd_in;
-    struct mw_forward_output *out = g->fwd_out;
-    struct mw_forward_result *r = g->fwd_result;
-    struct mw_forward_send_result *sr = g->send_result;
+    struct mw_forward_input *in = r->fwd_in;
+    struct mw_forward_output *out = r->fwd_out;
+    struct mw_forward_result *res = r->fwd_result;
+    struct mw_forward_send_result *sr = r->send_result;
     uint32_t start = 0;
     while (start < queued) {
         uint64_t want = (uint64_t)(queued - start) * t->consumer_count;
         if (want > out->capacity)
             want = out->capacity;
-        uint32_t got = mw_pool_acquire_many(g->out_pool, g->free_slots, (uint32_t)want);
+        uint32_t got = mw_pool_acquire_many(g->out_pool, r->free_slots, (uint32_t)want);
         if (got == 0) {
-            g->out_of_slots += queued - start;
+            r->out_of_slots += queued - start;
             return;
         }
-        in->slots = g->queue_slots + start;
-        in->lengths = g->queue_lengths + start;
+        in->slots = r->queue_slots + start;
+        in->lengths = r->queue_lengths + start;
         in->count = queued - start;
-        out->free_slots = g->free_slots;
+        out->free_slots = r->free_slots;
         out->free_count = got;
         uint32_t handled = 0;
-        if (mw_forward_batch(in, t, out, r) == MW_FORWARD_OK) {
-            g->forwarded += r->outputs;
-            handled = r->stopped_at;
-            if (r->outputs != 0 &&
-                mw_forward_send(t, out, r->outputs, g->area, sr) == MW_FORWARD_OK)
-                g->send_dropped += sr->dropped + sr->left + sr->deferred;
+        if (mw_forward_batch(in, t, out, res) == MW_FORWARD_OK) {
+            r->forwarded += res->outputs;
+            handled = res->stopped_at;
+            if (res->outputs != 0 &&
+                mw_forward_send(t, out, res->outputs, r->area, sr) == MW_FORWARD_OK)
+                r->send_dropped += sr->dropped + sr->left + sr->deferred;
         }
-        mw_pool_release_many(g->out_pool, g->free_slots, got);
+        mw_pool_release_many(g->out_pool, r->free_slots, got);
         if (handled == 0) {
-            g->out_of_slots += queued - start;
+            r->out_of_slots += queued - start;
             return;
         }
         start += handled;
@@ -182,17 +217,18 @@ static void fan_out(struct mw_ingress *g, uint32_t queued)
 }
 
 /* Take datagrams from `from` on until one needs Python (or the batch ends), then fan out and
- * send what was taken. Returns the index of the one that needs Python (received: none). */
+ * send what each route queued. Returns the index of the one that needs Python (received:
+ * none). */
 static uint32_t walk(struct mw_ingress *g, uint32_t from, int64_t now_ms)
 {
-    uint32_t queued = 0;
     uint32_t i = from;
-    if (g->enabled) {
-        for (; i < g->received; i++)
-            if (take(g, i, now_ms, &queued) == SLOW)
-                break;
-    }
-    fan_out(g, queued);
+    g->touched_count = 0;
+    for (; i < g->received; i++)
+        if (take(g, i, now_ms) == SLOW)
+            break;
+    for (uint32_t k = 0; k < g->touched_count; k++)
+        fan_out(g, g->touched[k]);
+    g->touched_count = 0;
     return i;
 }
 
@@ -209,6 +245,9 @@ int mw_ingress_run(struct mw_ingress *g, int64_t now_ms, struct mw_ingress_resul
     memset(result, 0, sizeof *result);
     if (g == NULL || !args_ok(g))
         return -1;
+    for (uint32_t k = 0; k < g->route_count; k++)
+        if (!route_ok(g->routes[k]))
+            return -1;
     g->runs++;
     uint32_t asked = g->want;
     if (asked < MW_INGRESS_MIN_WANT || asked > MW_INGRESS_BATCH)

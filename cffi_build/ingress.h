@@ -2,30 +2,31 @@
  *
  * mw_ingress_run is what a readable media socket costs in the steady state: it takes slots from
  * the receive pool (mw_pool), receives a batch into them (recvmmsg), and walks the datagrams in
- * order. A datagram is *taken* by the C when it is RTP from the connected remote address of a
- * producer stream that Python has enabled, and nothing about it needs a decision: then the C
+ * order. A datagram is *taken* by the C when it is RTP from the source address of one of the
+ * socket's routes (a transport's remote tuple), of a producer stream that Python has enabled
+ * on that route, and nothing about it needs a decision: then the C
  * SRTP-unprotects it, parses it, does the stream's receive statistics (mw_recv_stream_receive),
  * advances the NACK generator's highest sequence number, copies it into the producer's
  * retransmission store (a slot of the output pool, mw_store_insert) and queues it; at the end
- * the queue is fanned out to every consumer (mw_forward_batch, output slots from the output
- * pool) and sent (mw_forward_send), and every slot goes back to its pool.
+ * each route's queue is fanned out to every consumer (mw_forward_batch, output slots from the
+ * output pool) and sent (mw_forward_send), and every slot goes back to its pool.
  *
  * The first datagram that needs Python stops the walk (result->slow_from), with the batch's
  * slots still lent: Python handles that one datagram (and sends what it queued), then calls
  * mw_ingress_resume to go on from the next one, and so on; mw_ingress_release gives the slots
  * back at the end. So packets of one stream are never reordered, and each side always sees
- * the state the other left. A datagram needs Python when it is not RTP (RTCP,
- * STUN, DTLS), comes from another address (or there is no remote yet: comedia), was truncated,
+ * the state the other left. A datagram needs Python when it is not RTP (RTCP, STUN, DTLS),
+ * comes from an address of no route (or there is no remote yet: comedia), was truncated,
  * is not a parsable RTP packet, has an SSRC of no enabled stream (RTX, a new stream, an unknown
  * one), a payload type the producer does not have, no payload (padding), starts a key frame, or
  * is not the next sequence number while the stream has a NACK generator (or its NACK list is
  * not empty). The packet's SRTP is already removed when it is left to Python after the C
  * unprotected it: flags[i] has MW_INGRESS_UNPROTECTED and lengths[i] is the plain length.
  *
- * Python owns every decision: it builds the stream entries (which streams are enabled: not
- * paused, no consumer waiting for a key frame, ...), the routing table and the remote address,
- * and reads the counters. Fast only when the routing table sends every output itself (no
- * destination without a socket): Python clears `enabled` otherwise.
+ * Python owns every decision: it builds the routes (one per transport receiving on the
+ * socket: the one source address it takes packets from, its SRTP session, its forward table),
+ * their stream entries (which streams are enabled: not paused, no consumer waiting for a key
+ * frame, every active consumer reached through a socket, ...), and reads the counters.
  *
  * Memory: the C reads and writes only the pools' slabs and arrays, the arrays named here and
  * the structs they point at. Never allocates. */
@@ -72,8 +73,42 @@ struct mw_ingress_stream {
     uint64_t packets;               /* packets the C took */
 };
 
-/* One socket's receive path. Set by Python once (arrays, pools, forward areas) and when the
- * routing changes (streams, table, remote, SRTP). Counters are written by the C. */
+/* One transport's part of a socket: the packets of one source address (the transport's remote
+ * tuple, or its selected ICE tuple). Set by Python when the routing changes; counters by the C.
+ * A socket a WebRtcServer shares has one route per transport that receives media on it. */
+struct mw_ingress_route {
+    struct mw_sockio_addr remote;   /* the one source this route takes packets from */
+    uint8_t srtp;                   /* 1: packets are SRTP (srtp_in and api are set) */
+    uint8_t reserved[3];
+    uint32_t queued;                /* packets queued for the fan-out in this walk */
+    const struct mw_srtp_api *api;
+    void *srtp_in;                  /* the transport's inbound libsrtp session (srtp_t) */
+    struct mw_ingress_stream *streams;
+    uint32_t stream_count;
+    uint32_t reserved2;
+    /* the fan-out (the transport's MediaIngress: its table and ForwardBatch areas) */
+    struct mw_forward_table *table;
+    struct mw_forward_input *fwd_in;
+    struct mw_forward_output *fwd_out;   /* free_slots is written by the C */
+    uint32_t *free_slots;                /* fwd_out->capacity entries */
+    struct mw_forward_send_area *area;
+    struct mw_forward_result *fwd_result;
+    struct mw_forward_send_result *send_result;
+    uint32_t *queue_slots;               /* MW_INGRESS_BATCH entries */
+    uint32_t *queue_lengths;
+    /* counters: datagrams and packets the C took (Python counts the others) */
+    uint64_t datagrams;       /* received from `remote` and taken (or dropped) by the C */
+    uint64_t bytes;           /* their bytes as received */
+    uint64_t rtp_received;    /* taken and parsed */
+    uint64_t rtp_bytes;       /* their bytes after SRTP */
+    uint64_t srtp_failed;     /* dropped: SRTP authentication or replay */
+    uint64_t forwarded;       /* output packets made */
+    uint64_t send_dropped;    /* outputs the kernel refused or that were left */
+    uint64_t out_of_slots;    /* input packets not fanned out: no output slot */
+    uint64_t store_no_buffer; /* packets not stored: no output slot */
+};
+
+/* One socket's receive path. Set by Python once (arrays, pools) and when its routes change. */
 struct mw_ingress {
     int32_t fd;
     uint32_t want;                  /* datagrams to ask for next (adapted by the C) */
@@ -87,36 +122,12 @@ struct mw_ingress {
     uint8_t *kinds;
     uint32_t lent;                  /* slots of the last run still lent (mw_ingress_release) */
     uint32_t received;              /* datagrams of the last run */
-    /* what may be taken */
-    uint8_t enabled;                /* 0: everything goes to Python */
-    uint8_t has_remote;
-    uint8_t srtp;                   /* 1: packets are SRTP (srtp_in must be set) */
-    uint8_t reserved;
-    struct mw_sockio_addr remote;
-    const struct mw_srtp_api *api;
-    void *srtp_in;                  /* the inbound libsrtp session (srtp_t) */
-    struct mw_ingress_stream *streams;
-    uint32_t stream_count;
-    /* the fan-out (the MediaIngress's table and ForwardBatch areas) */
-    struct mw_forward_table *table;
-    struct mw_forward_input *fwd_in;
-    struct mw_forward_output *fwd_out;   /* free_slots is written by the C */
-    uint32_t *free_slots;                /* fwd_out->capacity entries */
-    struct mw_forward_send_area *area;
-    struct mw_forward_result *fwd_result;
-    struct mw_forward_send_result *send_result;
-    uint32_t *queue_slots;               /* MW_INGRESS_BATCH entries */
-    uint32_t *queue_lengths;
-    /* counters: datagrams and packets the C took (Python counts the others) */
-    uint64_t datagrams;       /* received and taken (or dropped) by the C */
-    uint64_t bytes;           /* their bytes as received */
-    uint64_t rtp_received;    /* taken and parsed */
-    uint64_t rtp_bytes;       /* their bytes after SRTP */
-    uint64_t srtp_failed;     /* dropped: SRTP authentication or replay */
-    uint64_t forwarded;       /* output packets made */
-    uint64_t send_dropped;    /* outputs the kernel refused or that were left */
-    uint64_t out_of_slots;    /* input packets not fanned out: no output slot */
-    uint64_t store_no_buffer; /* packets not stored: no output slot */
+    /* the routes that may take packets, sorted by remote: family, then port, then the
+     * address bytes (none: everything goes to Python) */
+    struct mw_ingress_route **routes;
+    uint32_t route_count;
+    uint32_t touched_count;
+    struct mw_ingress_route **touched;   /* MW_INGRESS_BATCH entries: routes that queued */
     uint64_t no_recv_slots;   /* runs that found the receive pool empty */
     uint64_t runs;
 };
@@ -143,6 +154,9 @@ int mw_ingress_resume(struct mw_ingress *g, uint32_t from, int64_t now_ms,
 
 /* Give back the slots of the last run that Python handled. */
 void mw_ingress_release(struct mw_ingress *g);
+
+/* A route's place in the sorted routes: <0, 0 or >0 as `a` sorts before, with or after `b`. */
+int mw_ingress_addr_cmp(const struct mw_sockio_addr *a, const struct mw_sockio_addr *b);
 
 /* The abs-send-time value of the real-time clock now (24 bits: 6.18 fixed-point seconds). */
 uint32_t mw_ingress_abs_send_time(void);

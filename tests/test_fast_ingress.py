@@ -106,6 +106,14 @@ class Rig:
 
         await wait_until(done)
 
+    async def forward_all(self, seqs: list[int], *, key_every: int = 0) -> dict[str, int]:
+        """Send ``seqs``, check that every sink got them all right; the transport's counters."""
+        await self.send(seqs, key_every=key_every)
+        await self.wait_for(len(seqs))
+        for sink in self.sinks:
+            check_forwarded(sink, seqs)
+        return await self.counters()
+
     async def counters(self) -> dict[str, int]:
         dump = await self.producer_transport.dump()
         counters = dump["counters"]
@@ -169,12 +177,7 @@ def check_forwarded(sink: Sink, seqs: list[int], *, gapless: bool = False) -> No
 @async_test
 async def test_in_order_video_is_taken_by_the_c_path_and_forwarded_byte_exact() -> None:
     async with rig(consumers=3) as r:
-        seqs = list(range(400))
-        await r.send(seqs, key_every=100)
-        await r.wait_for(len(seqs))
-        for sink in r.sinks:
-            check_forwarded(sink, seqs)
-        counters = await r.counters()
+        counters = await r.forward_all(list(range(400)), key_every=100)
         assert counters["rtpPacketsReceived"] == 400
         assert counters["rtpPacketsForwarded"] == 3 * 400
         # All but the key frames went through C, and the rest of the first receive batch (the
@@ -242,12 +245,7 @@ async def test_srtp_packets_unprotected_by_the_c_and_left_to_python_are_not_unpr
     # Every 10th packet is a key frame: the C unprotects it, sees the key frame and leaves it
     # to Python, which must not unprotect it again (that would fail as a replay).
     async with rig(consumers=2, srtp=True) as r:
-        seqs = list(range(300))
-        await r.send(seqs, key_every=10)
-        await r.wait_for(len(seqs))
-        for sink in r.sinks:
-            check_forwarded(sink, seqs)
-        counters = await r.counters()
+        counters = await r.forward_all(list(range(300)), key_every=10)
         assert counters["srtpFailed"] == 0
         assert counters["rtpPacketsReceived"] == 300
         assert counters["rtpPacketsFastPath"] >= 300 - 40, counters

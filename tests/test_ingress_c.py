@@ -26,7 +26,7 @@ from worker._fast.forward import ForwardBatch, ForwardTable
 from worker._fast.sockio import RecvBatch, sockio_addr_set
 from worker._fast.srtp import SrtpContext, SrtpProfile, srtp_api
 from worker.bufferpool import BufferPool
-from worker.fast_ingress import new_ingress
+from worker.fast_ingress import addr_sort_key
 from worker.keyframe import keyframe_codec
 from worker.nack_generator import NackGenerator
 from worker.retransmission_buffer import RetransmissionBuffer
@@ -53,6 +53,7 @@ class Path:
     """A socket's C receive path with one VP8 stream and one consumer socket."""
 
     g: Any
+    route: Any
     result: Any
     entry: Any
     in_pool: BufferPool
@@ -103,7 +104,22 @@ def path(*, srtp: SrtpContext | None = None) -> Iterator[Path]:
     table = ForwardTable({SSRC: [{"id": "c", "ssrc": OUT_SSRC, "payloadTypes": {PT: OUT_PT},
                                   "dest": sink.getsockname(), "fd": out.fileno()}]})
     fwd = ForwardBatch(memoryview(in_pool.slab), SLOT, memoryview(out_pool.slab), SLOT, 1024)
-    g, queue = new_ingress(rx.fileno(), batch, fwd, table, in_pool, out_pool)
+    g = ffi.new("struct mw_ingress *")
+    g.fd, g.want = rx.fileno(), lib.MW_INGRESS_MIN_WANT
+    g.in_pool, g.out_pool = in_pool.c_pool, out_pool.c_pool
+    g.slots, g.lengths, g.addrs, g.flags, g.kinds = (batch.slots, batch.lengths, batch.addrs,
+                                                     batch.flags, batch.kinds)
+    touched = ffi.new("struct mw_ingress_route *[]", lib.MW_INGRESS_BATCH)
+    route = ffi.new("struct mw_ingress_route *")
+    routes = ffi.new("struct mw_ingress_route *[]", [route])
+    g.touched, g.routes, g.route_count = touched, routes, 1
+    route.table = table.struct
+    route.fwd_in, route.fwd_out, route.free_slots = fwd.input, fwd.output, fwd.free
+    route.area, route.fwd_result, route.send_result = fwd.area, fwd.result, fwd.send_result
+    queue = (ffi.new("uint32_t[]", lib.MW_INGRESS_BATCH),
+             ffi.new("uint32_t[]", lib.MW_INGRESS_BATCH))
+    route.queue_slots, route.queue_lengths = queue
+    sockio_addr_set(route.remote, *sender.getsockname())
     stats = RecvStreamStats(SSRC, 90000, NOW, kind="video", mime_type="video/VP8")
     nack = NackGenerator(10)
     store: RetransmissionBuffer[int] = RetransmissionBuffer(90000, 2000, None, pool=out_pool)
@@ -113,20 +129,17 @@ def path(*, srtp: SrtpContext | None = None) -> Iterator[Path]:
     e.keyframe_codec = keyframe_codec("video/VP8")
     e.pt_ok[PT] = 1
     e.stats, e.nack, e.store = stats.c_stream, nack.shared, store.c_store
-    g.streams, g.stream_count = entries, 1
-    g.enabled = 1
-    g.has_remote = 1
-    sockio_addr_set(g.remote, *sender.getsockname())
-    keep: list[Any] = [batch, table, fwd, queue, entries]
+    route.streams, route.stream_count = entries, 1
+    keep: list[Any] = [batch, table, fwd, queue, entries, touched, route, routes]
     if srtp is not None:
         api = srtp_api()
-        g.srtp, g.srtp_in, g.api = 1, srtp.pointer, api.struct
+        route.srtp, route.srtp_in, route.api = 1, srtp.pointer, api.struct
         keep += [srtp, api]
     # The stream's first packet went through Python (it made the stream).
     stats.receive_packet(0, 0, 212, 200, NOW)
     nack.receive(0, True, False, NOW)
-    p = Path(g, ffi.new("struct mw_ingress_result *"), e, in_pool, out_pool, rx, sender, sink,
-             stats, nack, store, keep)
+    p = Path(g, route, ffi.new("struct mw_ingress_result *"), e, in_pool, out_pool, rx, sender,
+             sink, stats, nack, store, keep)
     try:
         yield p
     finally:
@@ -155,9 +168,9 @@ def test_in_order_packets_are_taken_counted_stored_and_forwarded() -> None:
         assert p.nack.shared.last_seq == (1 << 16) + 20 and len(p.nack) == 0
         assert len(p.store) == 20 and p.out_pool.in_use == 20
         assert p.entry.packets == 20
-        g = p.g
-        assert (g.datagrams, g.rtp_received, g.forwarded) == (20, 20, 20)
-        assert g.bytes == sum(map(len, packets))
+        r = p.route
+        assert (r.datagrams, r.rtp_received, r.forwarded) == (20, 20, 20)
+        assert r.bytes == sum(map(len, packets))
 
 
 def test_the_first_datagram_that_needs_python_stops_the_walk_and_resume_goes_on() -> None:
@@ -198,22 +211,20 @@ def test_what_is_left_to_python() -> None:
                 p.send(packet, sock=sock)
                 r = p.run()
                 assert (r.received, r.slow_from) == (1, 0), name
-                assert p.g.datagrams == 0 and p.stats.packet_count == 1, name
+                assert p.route.datagrams == 0 and p.stats.packet_count == 1, name
                 lib.mw_ingress_release(p.g)
                 assert p.in_pool.in_use == 0, name
     finally:
         stranger.close()
 
 
-def test_disabled_streams_and_paths_take_nothing() -> None:
-    for what in ("stream", "path", "remote"):
+def test_disabled_streams_and_sockets_without_routes_take_nothing() -> None:
+    for what in ("stream", "routes"):
         with path() as p:
             if what == "stream":
                 p.entry.enabled = 0
-            elif what == "path":
-                p.g.enabled = 0
             else:
-                p.g.has_remote = 0
+                p.g.route_count = 0
             p.send(vp8(1), vp8(2))
             r = p.run()
             assert (r.received, r.slow_from) == (2, 0), what
@@ -253,7 +264,7 @@ def test_srtp_is_removed_in_place_and_failures_are_counted_and_dropped() -> None
         p.send(*good, bytes(tampered), key)
         r = p.run()
         assert (r.received, r.slow_from) == (4, 3)
-        assert p.g.srtp_failed == 1 and p.g.rtp_received == 2
+        assert p.route.srtp_failed == 1 and p.route.rtp_received == 2
         assert [_seq(o) for o in p.forwarded()] == [1, 2]
         # The key frame is left to Python without its SRTP, which must not be removed twice.
         assert p.g.flags[3] & lib.MW_INGRESS_UNPROTECTED
@@ -280,4 +291,19 @@ def test_random_datagrams_never_crash_or_leak(datagrams: list[bytes]) -> None:
             lib.mw_ingress_release(p.g)
         assert p.in_pool.in_use == 0
         assert p.out_pool.in_use == len(p.store)
-        assert p.g.datagrams <= r.received
+        assert p.route.datagrams <= r.received
+
+
+_hosts = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str))
+
+
+@given(st.lists(st.tuples(_hosts, st.integers(0, 0xFFFF)), min_size=2, max_size=8))
+def test_the_routes_sort_key_orders_as_the_c_compares(addresses: list[tuple[str, int]]) -> None:
+    addrs = ffi.new("struct mw_sockio_addr[]", len(addresses))
+    for addr, (host, port) in zip(addrs, addresses, strict=True):
+        sockio_addr_set(addr, host, port)
+    for i in range(len(addresses)):
+        for j in range(len(addresses)):
+            c = lib.mw_ingress_addr_cmp(addrs + i, addrs + j)
+            ki, kj = addr_sort_key(addrs[i]), addr_sort_key(addrs[j])
+            assert (c > 0) - (c < 0) == (ki > kj) - (ki < kj)

@@ -231,6 +231,10 @@ async def test_audio_and_vp8_between_aiortc_peers(use_webrtc_server: bool) -> No
         assert stats_entry(producer_stats, "inbound-rtp")["packetCount"] > 0
         consumer_stats = await session.video.consumer.get_stats()
         assert stats_entry(consumer_stats, "outbound-rtp")["packetCount"] > 0
+        # Most of the send transport's media went through the C receive path, on a socket of
+        # its own or a WebRtcServer's shared by both transports.
+        counters = (await session.sender.server_transport.dump())["counters"]
+        assert counters["rtpPacketsFastPath"] > counters["rtpPacketsReceived"] // 2, counters
 
 
 def _h264_available() -> str | None:

@@ -1,19 +1,26 @@
-"""The C receive path of one transport's media socket: ``struct mw_ingress``
+"""The C receive path of a media socket: ``struct mw_ingress`` and its routes
 (``cffi_build/ingress.h``).
 
-A readable socket with a :class:`FastIngress` costs one C call in the steady state: receive,
+A readable socket with a :class:`FastSocket` costs one C call in the steady state: receive,
 SRTP unprotect, parse, the producer stream's statistics, NACK bookkeeping and store, the fan-out
 to every consumer, and the send. The C stops at the first datagram that needs a decision and
-leaves it and the rest of the batch to the Python path (:class:`worker.net.udp.UdpSocket`), so
+leaves it to the Python path (:class:`worker.net.udp.UdpSocket`), then goes on after it, so
 Python stays in charge of everything that is not the next packet of a known, healthy stream.
 
-What the C may take is decided here, from the transport's state, at most once per wake-up and
-only after something changed (:attr:`MediaIngress.version`): which producer streams are
-enabled (a stream, not paused, no consumer waiting for a key frame, every active consumer
-reachable through a socket), the remote address packets must come from, and the inbound SRTP
-session. Ownership: this object owns the C struct and the arrays it points at; the pools, the
-routing table, the socket's receive arrays and the streams' C state stay their owners'. The
-counters of what the C took are added to the transport's and the ingress's own.
+A socket has one :class:`FastRoute` per transport that receives media on it (one for a plain
+transport's socket; one per transport on a WebRtcServer's shared socket): the one source address
+whose packets the route may take (the remote tuple, or the selected ICE tuple), the transport's
+inbound SRTP session, and its producer streams and forward table. What a route may take is
+decided here, from the transport's state, at most once per wake-up and only after something
+changed (:meth:`MediaIngress.state_changed` and the like mark the routes stale): which producer
+streams are enabled (a stream exists, not paused, no consumer waiting for a key frame, every
+active consumer reached through a socket), the source address, the SRTP session.
+
+Ownership: a FastSocket belongs to its UdpSocket (``udp.fast``) and owns ``struct mw_ingress``
+and its arrays; a FastRoute belongs to its transport (which detaches it before closing) and
+owns its ``struct mw_ingress_route`` and arrays. The pools, the forward table, the socket's
+receive arrays and the streams' C state stay their owners'. The counters of what the C took
+are added to the transport's and the ingress's own.
 """
 
 from __future__ import annotations
@@ -26,15 +33,14 @@ from worker._fast.sockio import sockio_addr_set
 from worker.keyframe import keyframe_codec
 
 if TYPE_CHECKING:
-    from worker._fast.forward import ForwardBatch, ForwardTable
-    from worker._fast.sockio import RecvBatch
+    from worker._fast.forward import ForwardTable
     from worker._fast.srtp import SrtpContext
-    from worker.bufferpool import BufferPool, PoolSet
+    from worker.bufferpool import PoolSet
     from worker.media_ingress import MediaIngress
     from worker.net.udp import UdpSocket
     from worker.producer import Producer, ProducerStream
 
-__all__ = ["FAST_COUNTERS", "FastIngress", "fill_stream", "new_ingress"]
+__all__ = ["FAST_COUNTERS", "FastRoute", "FastSocket", "addr_sort_key", "fill_stream"]
 
 # The C's counters, by the names the transport's own counters have.
 FAST_COUNTERS: Final = (("rtpPacketsReceived", "rtp_received"),
@@ -45,33 +51,37 @@ FAST_COUNTERS: Final = (("rtpPacketsReceived", "rtp_received"),
                         ("rtpPacketsFastPath", "rtp_received"))
 
 
-class FastIngress:
-    """The ``struct mw_ingress`` of one UDP socket and one media ingress."""
+class FastSocket:
+    """The ``struct mw_ingress`` of one UDP socket, and its routes."""
 
-    __slots__ = ("_arrays", "_ingress", "_queue", "_streams", "_udp", "result", "struct",
-                 "version")
+    __slots__ = ("_array", "_touched", "result", "routes", "stale", "struct", "udp")
 
-    def __init__(self, udp: UdpSocket, ingress: MediaIngress, pools: PoolSet) -> None:
-        self._udp = udp
-        self._ingress = ingress
-        self.struct, self._queue = new_ingress(udp.fd, udp.recv_batch, ingress.batch,
-                                               ingress.table, pools["udpRecv"],
-                                               pools["rtpPacket"])
-        self._streams: Any = ffi.NULL
-        self._arrays: list[Any] = []
+    def __init__(self, udp: UdpSocket, pools: PoolSet) -> None:
+        batch = udp.recv_batch
+        if batch.capacity != lib.MW_INGRESS_BATCH:
+            raise ValueError(f"the socket's receive batch holds {batch.capacity} datagrams, "
+                             f"the C path {lib.MW_INGRESS_BATCH}")
+        self.udp = udp
+        g = self.struct = ffi.new("struct mw_ingress *")
+        g.fd = udp.fd
+        g.want = lib.MW_INGRESS_MIN_WANT
+        g.in_pool, g.out_pool = pools["udpRecv"].c_pool, pools["rtpPacket"].c_pool
+        g.slots, g.lengths, g.addrs = batch.slots, batch.lengths, batch.addrs
+        g.flags, g.kinds = batch.flags, batch.kinds
+        self._touched = ffi.new("struct mw_ingress_route *[]", lib.MW_INGRESS_BATCH)
+        g.touched = self._touched
+        self._array: Any = ffi.NULL
+        self.routes: list[FastRoute] = []
+        self.stale = False  # a route changed: look again before the next run
         self.result: Any = ffi.new("struct mw_ingress_result *")
-        self.version = -1  # the ingress's version the struct was last built from
 
     # -- per wake-up ---------------------------------------------------------------------------
 
     def run(self, now_ms: int) -> Any:
         """One C call: receive, take what needs no decision, fan out and send. Returns the
-        ``struct mw_ingress_result``; datagrams ``[slow_from, received)`` are Python's, and
-        then :meth:`release` gives the batch's slots back."""
-        ingress = self._ingress
-        if ingress.dirty:
-            ingress.rebuild()
-        if self.version != ingress.version:
+        ``struct mw_ingress_result``; datagram ``slow_from`` (if below ``received``) is
+        Python's, then :meth:`resume`, and at the end :meth:`release`."""
+        if self.stale:
             self.refresh()
         result = self.result
         if lib.mw_ingress_run(self.struct, now_ms, result) != 0:
@@ -81,10 +91,7 @@ class FastIngress:
     def resume(self, start: int, now_ms: int) -> int:
         """Go on with the batch from datagram ``start`` (Python handled the one before);
         returns the next datagram Python must handle (the batch's size: none)."""
-        ingress = self._ingress
-        if ingress.dirty:
-            ingress.rebuild()
-        if self.version != ingress.version:
+        if self.stale:
             self.refresh()
         result = self.result
         if lib.mw_ingress_resume(self.struct, start, now_ms, result) != 0:
@@ -92,79 +99,151 @@ class FastIngress:
         slow_from: int = result.slow_from
         return slow_from
 
-    @property
-    def enabled(self) -> bool:
-        """Whether the C takes anything at all now."""
-        return bool(self.struct.enabled)
-
     def release(self) -> None:
         lib.mw_ingress_release(self.struct)
 
-    # -- what the C may take -------------------------------------------------------------------
+    @property
+    def enabled(self) -> bool:
+        """Whether the C may take anything at all now."""
+        return bool(self.struct.route_count)
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def add(self, route: FastRoute) -> None:
+        self.routes.append(route)
+        self.stale = True
+
+    def remove(self, route: FastRoute) -> None:
+        """``route`` takes nothing from now on (at once: its transport is closing)."""
+        if route in self.routes:
+            self.routes.remove(route)
+        self._publish()
 
     def refresh(self) -> None:
-        """Rebuild the stream entries, the remote address and the SRTP session from the
-        transport's state (after a routing or state change; not per packet)."""
-        ingress = self._ingress
-        transport = ingress.transport
+        """Bring every stale route up to date and publish the active ones, sorted by source
+        address as the C's binary search wants them."""
+        self.stale = False
+        for route in self.routes:
+            if route.stale:
+                route.refresh()
+        self._publish()
+
+    def _publish(self) -> None:
+        active = sorted((r for r in self.routes if r.active), key=FastRoute.sort_key)
+        keys = [r.sort_key() for r in active]
+        if len(set(keys)) != len(keys):  # two transports claim one source: neither is taken
+            twice = {k for k in keys if keys.count(k) > 1}
+            active = [r for r in active if r.sort_key() not in twice]
+        array = ffi.new("struct mw_ingress_route *[]", max(len(active), 1))
+        for k, route in enumerate(active):
+            array[k] = route.struct
         g = self.struct
-        self.version = ingress.version
-        remote = transport.fast_remote(self._udp)
+        g.routes, g.route_count = array, len(active)
+        self._array = array
+
+
+class FastRoute:
+    """The ``struct mw_ingress_route`` of one transport's media ingress on one socket."""
+
+    __slots__ = ("_arrays", "_ingress", "_key", "_queue", "_streams", "active", "socket",
+                 "stale", "struct")
+
+    def __init__(self, socket: FastSocket, ingress: MediaIngress) -> None:
+        self.socket = socket
+        self._ingress = ingress
+        r = self.struct = ffi.new("struct mw_ingress_route *")
+        fwd = ingress.batch
+        r.table = ingress.table.struct
+        r.fwd_in, r.fwd_out, r.free_slots = fwd.input, fwd.output, fwd.free
+        r.area, r.fwd_result, r.send_result = fwd.area, fwd.result, fwd.send_result
+        self._queue = (ffi.new("uint32_t[]", lib.MW_INGRESS_BATCH),
+                       ffi.new("uint32_t[]", lib.MW_INGRESS_BATCH))
+        r.queue_slots, r.queue_lengths = self._queue
+        self._streams: Any = ffi.NULL
+        self._arrays: list[Any] = []
+        self._key = b""
+        self.active = False  # in the socket's routes (a source address, SRTP ready, ...)
+        self.stale = True
+        socket.add(self)
+
+    def mark_stale(self) -> None:
+        """Something that decides what this route may take changed."""
+        self.stale = True
+        self.socket.stale = True
+
+    def sort_key(self) -> bytes:
+        """The order of ``mw_ingress_addr_cmp``: family, port, then the address bytes."""
+        return self._key
+
+    def refresh(self) -> None:
+        """Rebuild the stream entries, the source address and the SRTP session from the
+        transport's state (after a routing or state change; not per packet)."""
+        self.stale = False
+        ingress = self._ingress
+        if ingress.dirty:
+            ingress.rebuild()
+        transport = ingress.transport
+        r = self.struct
+        self.active = False
+        remote = transport.fast_remote(self.socket.udp)
         srtp = transport.srtp_in()
-        g.enabled = 0
-        g.has_remote = 0
-        if remote is not None:
-            try:
-                sockio_addr_set(g.remote, remote[0], remote[1])
-                g.has_remote = 1
-            except ValueError:
-                pass
-        g.srtp = 1 if transport.srtp_required() else 0
+        r.srtp = 1 if transport.srtp_required() else 0
         self._set_srtp(srtp)
         producers = [p for p in transport.producers.values() if p.stream is not None]
         entries = ffi.new("struct mw_ingress_stream[]", max(len(producers), 1))
         for entry, producer in zip(entries, producers, strict=False):
             self._fill(entry, producer)
         self._streams = entries
-        g.streams, g.stream_count = entries, len(producers)
-        g.enabled = 1 if not transport.closed and g.has_remote and (
-            not g.srtp or srtp is not None) else 0
+        r.streams, r.stream_count = entries, len(producers)
+        if remote is None or transport.closed or (r.srtp and srtp is None):
+            return
+        try:
+            sockio_addr_set(r.remote, remote[0], remote[1])
+        except ValueError:
+            return
+        self._key = addr_sort_key(r.remote)
+        self.active = True
 
     def _set_srtp(self, srtp: SrtpContext | None) -> None:
-        g = self.struct
+        r = self.struct
         if srtp is None:
-            g.srtp_in, g.api = ffi.NULL, ffi.NULL
+            r.srtp_in, r.api = ffi.NULL, ffi.NULL
             self._arrays = []
             return
         from worker._fast.srtp import srtp_api  # noqa: PLC0415 (the facade's one api)
 
         api = srtp_api()
-        g.srtp_in, g.api = srtp.pointer, api.struct
+        r.srtp_in, r.api = srtp.pointer, api.struct
         self._arrays = [srtp, api]  # keep the session and the api alive with the struct
 
     def _fill(self, entry: Any, producer: Producer) -> None:
         stream = producer.stream
         assert stream is not None
         fill_stream(entry, stream, producer.pt_map)
-        table = self._ingress.table
-        forward, reachable = _table_routes(table, stream.ssrc)
+        forward, reachable = _table_routes(self._ingress.table, stream.ssrc)
         entry.forward = 1 if forward and producer.consumers else 0
         entry.enabled = 1 if (not producer.paused and not producer.sync_waiters and reachable
                               and not producer.closed) else 0
 
-    # -- counters ------------------------------------------------------------------------------
-
     def counter(self, name: str) -> int:
-        """One of the C's counters (``struct mw_ingress`` field name)."""
+        """One of the C's counters (``struct mw_ingress_route`` field name)."""
         return int(getattr(self.struct, name))
 
     def close(self) -> None:
-        """Nothing may be taken any more (the transport is closing)."""
-        g = self.struct
-        g.enabled = 0
-        g.streams, g.stream_count = ffi.NULL, 0
+        """Take nothing any more (the transport is closing): out of the socket's routes."""
+        self.active = False
+        self.socket.remove(self)
+        r = self.struct
+        r.streams, r.stream_count = ffi.NULL, 0
         self._streams = ffi.NULL
         self._set_srtp(None)
+
+
+def addr_sort_key(addr: Any) -> bytes:
+    """A ``struct mw_sockio_addr`` as bytes that sort as ``mw_ingress_addr_cmp`` orders them:
+    family, port, then the address bytes."""
+    return (int(addr.family).to_bytes(2, "big") + int(addr.port).to_bytes(2, "big")
+            + bytes(ffi.buffer(addr.addr)))
 
 
 def fill_stream(entry: Any, stream: ProducerStream, payload_types: Iterable[int]) -> None:
@@ -180,29 +259,7 @@ def fill_stream(entry: Any, stream: ProducerStream, payload_types: Iterable[int]
     entry.store = stream.store.c_store if stream.store is not None else ffi.NULL
 
 
-def new_ingress(fd: int, batch: RecvBatch, fwd: ForwardBatch, table: ForwardTable,
-                in_pool: BufferPool, out_pool: BufferPool) -> tuple[Any, tuple[Any, Any]]:
-    """A ``struct mw_ingress`` for socket ``fd`` over these arrays (nothing enabled yet), and
-    the queue arrays it points at (keep them with it)."""
-    if batch.capacity != lib.MW_INGRESS_BATCH:
-        raise ValueError(f"the socket's receive batch holds {batch.capacity} datagrams, "
-                         f"the C path {lib.MW_INGRESS_BATCH}")
-    g = ffi.new("struct mw_ingress *")
-    g.fd = fd
-    g.want = lib.MW_INGRESS_MIN_WANT
-    g.in_pool, g.out_pool = in_pool.c_pool, out_pool.c_pool
-    g.slots, g.lengths, g.addrs = batch.slots, batch.lengths, batch.addrs
-    g.flags, g.kinds = batch.flags, batch.kinds
-    g.table = table.struct
-    g.fwd_in, g.fwd_out, g.free_slots = fwd.input, fwd.output, fwd.free
-    g.area, g.fwd_result, g.send_result = fwd.area, fwd.result, fwd.send_result
-    queue = (ffi.new("uint32_t[]", lib.MW_INGRESS_BATCH),
-             ffi.new("uint32_t[]", lib.MW_INGRESS_BATCH))
-    g.queue_slots, g.queue_lengths = queue
-    return g, queue
-
-
-def _table_routes(table: Any, ssrc: int) -> tuple[bool, bool]:
+def _table_routes(table: ForwardTable, ssrc: int) -> tuple[bool, bool]:
     """(the table has consumers for ``ssrc``, every active one is sent through a socket)."""
     t = table.struct
     for i in range(t.ssrc_count):

@@ -22,8 +22,9 @@ Pause, resume and re-synchronisation change one entry in place.
 
 A transport on its own UDP socket also has the C receive path (:mod:`worker.fast_ingress`),
 which does all of the above for the packets that need no decision, in one C call per wake-up,
-with this ingress's table and output arrays; :attr:`MediaIngress.version` changes with
-everything that decides what that path may take, and its counters are added to these.
+with this ingress's table and output arrays; everything that decides what that path may take
+marks its routes stale (:meth:`MediaIngress.state_changed`), and its counters are added to
+these.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from worker.retransmission_buffer import RetransmissionBuffer
 
 if TYPE_CHECKING:
     from worker.consumer import Consumer
-    from worker.fast_ingress import FastIngress
+    from worker.fast_ingress import FastRoute
     from worker.transport import Transport
 
 __all__ = ["DEFERRED_SINKS", "INGRESS_QUEUE", "FlushQueue", "MediaIngress", "counters_of",
@@ -134,8 +135,7 @@ class MediaIngress:
         self._lengths: Any = ffi.new("uint32_t[]", INGRESS_QUEUE)
         self._count = 0
         self.dirty = True  # the table must be rebuilt before the next fan-out
-        self.version = 0  # changes with anything that decides what the C receive path takes
-        self.fast_paths: list[FastIngress] = []  # the C receive paths using this ingress
+        self.fast_paths: list[FastRoute] = []  # the C receive paths using this ingress
         self._flush_hook: Any = None
         self.closed = False
         # counters (transport dump and stats)
@@ -265,18 +265,20 @@ class MediaIngress:
             producers[stream.ssrc] = [c.forward_spec() for c in producer.consumers.values()]
         self.table.update(producers)
         self.dirty = False
-        self.version += 1
+        self.state_changed()
 
     # -- control -------------------------------------------------------------------------------
 
     def mark_dirty(self) -> None:
         self.dirty = True
-        self.version += 1
+        self.state_changed()
 
     def state_changed(self) -> None:
-        """A producer's state changed (paused, waiting for a key frame, ...): the C receive
-        path must look again at what it may take."""
-        self.version += 1
+        """Something that decides what the C receive path may take changed (the routing, a
+        producer paused or waiting for a key frame, the transport's remote or keys): it looks
+        again before its next run."""
+        for route in self.fast_paths:
+            route.mark_stale()
 
     def _known(self, consumer: Consumer) -> bool:
         if self.dirty:
@@ -289,12 +291,12 @@ class MediaIngress:
         return True
 
     def set_paused(self, consumer: Consumer, paused: bool) -> None:
-        self.version += 1
+        self.state_changed()
         if self._known(consumer):
             self.table.set_paused(consumer.id, paused)
 
     def set_offsets(self, consumer: Consumer, seq_offset: int) -> None:
-        self.version += 1
+        self.state_changed()
         if self._known(consumer):
             self.table.set_offsets(consumer.id, seq_offset, 0)
 
@@ -311,7 +313,8 @@ class MediaIngress:
     def close(self) -> None:
         """Drop the queue and the table (the producers' stores are theirs to close)."""
         self._count = 0
-        for fast in self.fast_paths:
-            fast.close()
+        for route in self.fast_paths:
+            route.close()
+        self.fast_paths.clear()
         self.table.update({})
         self.closed = True

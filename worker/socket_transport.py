@@ -26,7 +26,6 @@ from worker._fast.srtp import SrtpContext, SrtpError, unprotect_rtcp
 from worker.dtls import srtp_profile_by_crypto_suite
 from worker.entity import Context
 from worker.errors import InvalidStateError, WorkerError, WorkerTypeError
-from worker.fast_ingress import FastIngress
 from worker.listen_info import ListenInfo, bind_socket, parse_listen_info
 from worker.media_ingress import FlushQueue
 from worker.net.udp import UdpSocket
@@ -123,7 +122,6 @@ class SocketTransport(Transport):
         self.packets_ignored = 0
         self.srtcp_failed = 0
         self._bytes_received = 0  # what the Python path saw; the C path counts its own
-        self._fast: FastIngress | None = None
         self.bytes_sent = 0
         port_range = (ctx.settings.rtc_min_port, ctx.settings.rtc_max_port)
         self._rtp = self._open(parse_listen_info(data.get("listenInfo"), port_range, ("udp",)))
@@ -148,8 +146,7 @@ class SocketTransport(Transport):
 
     @property
     def bytes_received(self) -> int:
-        fast = self._fast
-        return self._bytes_received + (fast.counter("bytes") if fast is not None else 0)
+        return self._bytes_received + self.fast_bytes_received()
 
     def srtp_parameters(self) -> dict[str, Any] | None:
         """Our SRTP parameters (the key we protect with), for the remote side."""
@@ -243,13 +240,6 @@ class SocketTransport(Transport):
     def fast_remote(self, udp: object) -> tuple[str, int] | None:
         return self._rtp.remote if udp is self._rtp.socket else None
 
-    def _attach_fast(self, udp: UdpSocket) -> None:
-        """Give the RTP socket the C receive path (once media flows)."""
-        ingress = self.ingress
-        fast = self._fast = FastIngress(udp, ingress, self.ctx.pools)
-        ingress.fast_paths.append(fast)
-        udp.fast = fast
-
     def send_target(self, consumer: object = None) -> tuple[int, tuple[str, int]] | None:
         if not self.media_ready() or self._rtp.remote is None:
             return None
@@ -298,8 +288,8 @@ class SocketTransport(Transport):
                 return
             srtp = None if sock.current_unprotected else self._srtp_in
             self.ingress.receive(sock.current_slot, len(view), srtp, self._media_flush.add)
-            if sock.fast is None and not self.closed:
-                self._attach_fast(sock)
+            if not self.closed:
+                self.attach_fast_path(sock)  # once media flows (once per socket)
         else:
             self.packets_ignored += 1
 
@@ -330,9 +320,7 @@ class SocketTransport(Transport):
     # -- close ------------------------------------------------------------------------------
 
     def release_transport(self) -> None:
-        if self._fast is not None:
-            self._fast.close()
-            self._rtp.socket.fast = None
+        self.detach_fast_paths()
         self._rtp.socket.close()
         if self._rtcp is not None:
             self._rtcp.socket.close()

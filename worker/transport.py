@@ -39,11 +39,13 @@ from worker._fast.srtp import SrtpContext, SrtpError, protect_rtcp, protect_rtp
 from worker.consumer import Consumer
 from worker.entity import Context, Entity, handles, require_str
 from worker.errors import WorkerError, WorkerTypeError
+from worker.fast_ingress import FastRoute, FastSocket
 from worker.media_ingress import MediaIngress, counters_of
 from worker.producer import Producer, parse_trace_types
 from worker.rtp_listener import RtpListener
 
 if TYPE_CHECKING:
+    from worker.net.udp import UdpSocket
     from worker.router import Router
 
 __all__ = ["Transport"]
@@ -70,6 +72,7 @@ class Transport(Entity):
         self.consumers_by_ssrc: dict[int, Consumer] = {}
         self.rtp_listener = RtpListener()
         self._ingress: MediaIngress | None = None
+        self._fast_paths: list[FastRoute] = []  # our routes in C receive paths
         self.twcc_counter = TwccCounter()
         self.trace_types: set[str] = set()
         self._next_mid = 0
@@ -116,6 +119,34 @@ class Transport(Entity):
         """The one address whose RTP the C receive path of socket ``udp`` may take, or None
         (the C takes nothing): only transports with a fixed remote address have one."""
         return None
+
+    def attach_fast_path(self, udp: UdpSocket) -> None:
+        """Let the C receive path of socket ``udp`` (:mod:`worker.fast_ingress`) take our
+        media (once per socket; the socket may be a WebRtcServer's, shared)."""
+        if any(route.socket.udp is udp for route in self._fast_paths):
+            return
+        sock = udp.fast
+        if sock is None:
+            sock = udp.fast = FastSocket(udp, self.ctx.pools)
+        route = FastRoute(sock, self.ingress)
+        self.ingress.fast_paths.append(route)
+        self._fast_paths.append(route)
+
+    def detach_fast_paths(self) -> None:
+        """The C takes nothing more of ours (before our sockets close or we go); a socket
+        left without routes goes back to the Python path."""
+        for route in self._fast_paths:
+            route.close()
+            if self._ingress is not None and route in self._ingress.fast_paths:
+                self._ingress.fast_paths.remove(route)
+            sock = route.socket
+            if not sock.routes and sock.udp.fast is sock:
+                sock.udp.fast = None
+        self._fast_paths.clear()
+
+    def fast_bytes_received(self) -> int:
+        """The bytes the C receive paths took (the transport's own count has the rest)."""
+        return sum(route.counter("bytes") for route in self._fast_paths)
 
     def media_changed(self) -> None:
         """A producer's state changed in a way that decides what the C receive path may take

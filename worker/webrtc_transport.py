@@ -148,7 +148,7 @@ class WebRtcTransport(Transport):
         self._srtp_out: SrtpContext | None = None
         self._sink_id: int | None = None  # our deferred sink while a TCP tuple is selected
         self.srtcp_failed = 0
-        self.bytes_received = 0
+        self._bytes_received = 0  # what the Python path saw; the C path counts its own
         self.bytes_sent = 0
         self.packets_ignored = 0
         self.stun_malformed = 0
@@ -257,6 +257,7 @@ class WebRtcTransport(Transport):
         self._srtp_in, self._srtp_out = srtp_sessions(connected.srtp)
         self.ctx.logger.debug(f"DTLS connected [transportId:{self.id}, srtpCryptoSuite:"
                               f"{connected.srtp_crypto_suite}]", tag="dtls")
+        self.media_changed()
         self.send_path_changed()
 
     # -- media ----------------------------------------------------------------------------
@@ -282,6 +283,22 @@ class WebRtcTransport(Transport):
 
     def srtp_in(self) -> SrtpContext | None:
         return self._srtp_in
+
+    def srtp_required(self) -> bool:
+        return True
+
+    def fast_remote(self, udp: object) -> tuple[str, int] | None:
+        """The selected tuple's remote address, when it is UDP on socket ``udp``: the C
+        receive path takes media from that address only (the others, ICE checks and DTLS
+        come through the listener)."""
+        tup = self.ice.selected
+        if tup is None or tup.connection is not None or tup.socket is not udp:
+            return None
+        return tup.remote_ip, tup.remote_port
+
+    @property
+    def bytes_received(self) -> int:
+        return self._bytes_received + self.fast_bytes_received()
 
     def send_target(self, consumer: object = None) -> tuple[int, tuple[str, int]] | None:
         tup = self.ice.selected
@@ -323,8 +340,12 @@ class WebRtcTransport(Transport):
             self.receive_rtcp(plain)
             return
         if tup.connection is None:
-            self.ingress.receive(tup.socket.current_slot, len(data), self._srtp_in,
+            sock = tup.socket
+            srtp = None if sock.current_unprotected else self._srtp_in
+            self.ingress.receive(sock.current_slot, len(data), srtp,
                                  self._listener.media_flush.add)
+            if not self.closed:
+                self.attach_fast_path(sock)  # once media flows on it (once per socket)
             return
         self.receive_rtp_copy(data, self._srtp_in)  # a TCP frame
 
@@ -343,7 +364,7 @@ class WebRtcTransport(Transport):
     def handle_stun(self, data: bytes, msg: StunMessageView, tup: IceTuple) -> None:
         if self.closed:
             return
-        self.bytes_received += len(data)
+        self._bytes_received += len(data)
         update = self.ice.handle_stun(data, msg, tup, self._loop.time())
         if update.response is not None:
             self._send_on(tup, update.response)
@@ -351,7 +372,7 @@ class WebRtcTransport(Transport):
         self._sync_ufrags()
 
     def handle_packet(self, tup: IceTuple, data: memoryview, kind: Kind) -> None:
-        self.bytes_received += len(data)
+        self._bytes_received += len(data)
         if kind is Kind.DTLS and self.dtls is not None and self.dtls.started:
             self._apply(self.ice.force_select(tup))  # DTLS on a valid tuple selects it
             self.dtls.handle_datagram(bytes(data))
@@ -400,6 +421,7 @@ class WebRtcTransport(Transport):
         self._schedule_consent()
         if update.selected_changed:
             self._drop_sink()
+            self.media_changed()
             if self.ice.selected is not None:
                 self.emit("iceselectedtuplechange",
                           {"iceSelectedTuple": self.ice.selected.dump()})
@@ -475,6 +497,7 @@ class WebRtcTransport(Transport):
         for ufrag in self._registered_ufrags:
             self._listener.remove_ufrag(ufrag)
         self._registered_ufrags.clear()
+        self.detach_fast_paths()
         if self._own_listener is not None:
             self._own_listener.close()
         if self._server is not None:

@@ -8,7 +8,7 @@ datagrams are read into a private scratch buffer and dropped (counted), so the s
 drained and never spins the loop.
 
 A media socket can have a C receive path (:attr:`UdpSocket.fast`, a
-:class:`worker.fast_ingress.FastIngress`): then a readiness event is one C call that receives
+:class:`worker.fast_ingress.FastSocket`): then a readiness event is one C call that receives
 the batch and handles every datagram that needs no decision; the datagrams it leaves (the first
 that needs Python and every later one) are delivered here as usual, in order, with
 ``current_unprotected`` set for those whose SRTP the C already removed.
@@ -27,7 +27,7 @@ from worker._fast.sockio import RECV_TRUNCATED, sockio_addr_to_tuple
 from worker.bufferpool import BufferPool
 
 if TYPE_CHECKING:
-    from worker.fast_ingress import FastIngress
+    from worker.fast_ingress import FastSocket
 
 __all__ = ["RECV_BATCH", "UdpSocket"]
 
@@ -54,7 +54,7 @@ class UdpSocket:
         self._slab = memoryview(pool.slab)
         self._slot_size = pool.slot_size
         self._batch = RecvBatch(self._slab, pool.slot_size, RECV_BATCH)
-        self.fast: FastIngress | None = None  # the C receive path, set by the owner
+        self.fast: FastSocket | None = None  # the C receive path, set by the owner
         self._sources: dict[bytes, tuple[str, int]] = {}
         self._want = MIN_RECV_BATCH
         self._scratch = bytearray(pool.slot_size)
@@ -107,7 +107,7 @@ class UdpSocket:
             if received < len(slots):
                 return
 
-    def _on_readable_fast(self, fast: FastIngress) -> None:
+    def _on_readable_fast(self, fast: FastSocket) -> None:
         now_ms = int(self._loop.time() * 1000)
         for _ in range(MAX_BATCHES_PER_EVENT):
             if self.closed:
@@ -126,7 +126,7 @@ class UdpSocket:
             if received < asked:
                 return
 
-    def _deliver_slow(self, fast: FastIngress, first: int, received: int, now_ms: int) -> None:
+    def _deliver_slow(self, fast: FastSocket, first: int, received: int, now_ms: int) -> None:
         """The datagrams the C left: each one here, then the C goes on after it."""
         i = first
         while i < received:
