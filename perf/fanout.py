@@ -11,6 +11,7 @@ Usage::
     python -m perf.fanout --all                  # N = 1, 10, 100 x plain, SRTP x 200, 1200 B
     python -m perf.fanout --consumers 1,10 --srtp both --sizes 200
     python -m perf.fanout --search               # also the highest rate with < 1% loss
+    python -m perf.fanout --search-baseline      # and the C forwarder's own highest rate
     python -m perf.fanout --json fanout.json     # keep every figure
 
 Without ``--all``, ``--consumers``, ``--srtp`` or ``--sizes`` it runs the default variants
@@ -90,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="input packets/s for every variant (default: 30000/N, at most 10000)")
     p.add_argument("--search", action="store_true",
                    help=f"also search the highest input rate with < {MAX_LOSS_PCT:g}%% loss")
+    p.add_argument("--search-baseline", action="store_true",
+                   help="also search the baseline forwarder's own highest rate (this machine's "
+                        "kernel limit)")
     p.add_argument("--search-seconds", type=float, default=2.0,
                    help="length of each run of the search (default: %(default)s)")
     p.add_argument("--buffer-bytes", type=int, default=BUFFER_BYTES,
@@ -127,6 +131,8 @@ def _line(result: VariantResult) -> str:
         text += f"; max in {_cell(result.search.best_in_pps, ',.0f')} pps"
         if result.ratio_at_best is not None:
             text += f" (ratio there {result.ratio_at_best:.2f})"
+    if result.baseline_search is not None:
+        text += f"; baseline max in {_cell(result.baseline_search.best_in_pps, ',.0f')} pps"
     return text
 
 
@@ -139,12 +145,16 @@ def format_table(results: Sequence[VariantResult]) -> str:
     four more columns: the worker's best rate and, at that rate, the CPU µs per output of the
     worker and of the baseline, and their ratio."""
     searched = any(r.search is not None for r in results)
+    base_searched = any(r.baseline_search is not None for r in results)
     head = (f"{'variant':<17}{'in pps':>8}{'out pps':>9}{'loss %':>7}{'worker':>8}"
             f"{'base':>7}{'ratio':>6}")
     units = f"{'':<17}{'':>8}{'':>9}{'':>7}{'us/out':>8}{'us/out':>7}{'':>6}"
     if searched:
         head += f" |{'max in pps':>11}{'worker':>8}{'base':>7}{'ratio':>6}"
         units += f" |{'<1% loss':>11}{'us/out':>8}{'us/out':>7}{'':>6}"
+    if base_searched:
+        head += f" |{'base max':>11}"
+        units += f" |{'in pps':>11}"
     lines = [head, units]
     notes = []
     for r in results:
@@ -157,6 +167,11 @@ def format_table(results: Sequence[VariantResult]) -> str:
             row += (f" |{_cell(None if best is None else best.in_pps, ',.0f') + bound:>11}"
                     f"{_cell(_us(best), '.2f'):>8}{_cell(_us(r.baseline_at_best), '.2f'):>7}"
                     f"{_cell(r.ratio_at_best, '.2f'):>6}")
+        if base_searched:
+            bs = r.baseline_search
+            best_base = None if bs is None else bs.best_in_pps
+            bound = "+" if bs is not None and bs.generator_bound else ""
+            row += f" |{_cell(best_base, ',.0f') + bound:>11}"
         lines.append(row)
         for run in (w, b, r.baseline_at_best, *(r.search.steps if r.search else ())):
             if run is not None and run.errors:
@@ -174,6 +189,7 @@ async def _run(args: argparse.Namespace, variants: list[Variant]) -> list[Varian
         result = await run_variant(variant, tools, seconds=args.seconds, rate=args.rate,
                                    baseline=not args.no_baseline, search=args.search,
                                    search_seconds=args.search_seconds,
+                                   search_baseline=args.search_baseline,
                                    buffer_bytes=args.buffer_bytes)
         print(_line(result), flush=True)
         results.append(result)
@@ -187,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     variants = select_variants(args)
     per_variant = 2 * (args.seconds + SETUP_BOUND_S)
     if args.search:
+        per_variant += SEARCH_STEPS * (3 * args.search_seconds + 10)
+    if args.search_baseline:
         per_variant += SEARCH_STEPS * (3 * args.search_seconds + 10)
     bound = len(variants) * per_variant
     print(f"{len(variants)} variant(s), {args.seconds:g} s each; worker and baseline CPU time "

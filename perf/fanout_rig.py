@@ -241,6 +241,7 @@ class VariantResult:
     baseline: RunResult | None
     search: SearchResult | None = None
     baseline_at_best: RunResult | None = None
+    baseline_search: SearchResult | None = None  # the baseline's own highest rate
 
     @property
     def ratio(self) -> float | None:
@@ -264,6 +265,11 @@ class VariantResult:
                 "baseline_at_best": (self.baseline_at_best.summary()
                                      if self.baseline_at_best else None),
                 "ratio_at_best": None if ratio is None else round(ratio, 3)}
+        if self.baseline_search is not None:
+            out["baseline_search"] = {
+                "best_in_pps": self.baseline_search.best_in_pps,
+                "generator_bound": self.baseline_search.generator_bound,
+                "steps": [s.summary() for s in self.baseline_search.steps]}
         return out
 
 
@@ -760,20 +766,23 @@ def check(result: RunResult) -> None:
 
 async def run_variant(variant: Variant, tools: Tools, *, seconds: float = 5.0,
                       rate: float | None = None, baseline: bool = True, search: bool = False,
-                      search_seconds: float = 2.0,
+                      search_seconds: float = 2.0, search_baseline: bool = False,
                       buffer_bytes: int = BUFFER_BYTES) -> VariantResult:
     """Measure one variant through the worker (and search its best rate), then through the
-    baseline forwarder (at the same rate, and at the worker's best)."""
+    baseline forwarder (at the same rate, at the worker's best, and with ``search_baseline``
+    its own best: the limit of this machine's kernel)."""
     rate = rate or variant.default_rate()
     async with Rig(variant, tools, "worker", buffer_bytes) as rig:
         await rig.warm_up(rate)
         worker = await rig.run(rate, seconds)
         searched = await rig.search(rate, search_seconds) if search else None
-    base = base_at_best = None
+    base = base_at_best = base_searched = None
     if baseline:
         async with Rig(variant, tools, "baseline", buffer_bytes) as rig:
             await rig.warm_up(rate)
             base = await rig.run(rate, seconds)
             if searched is not None and searched.best is not None:
                 base_at_best = await rig.run(searched.best.rate, search_seconds)
-    return VariantResult(variant, worker, base, searched, base_at_best)
+            if search_baseline:
+                base_searched = await rig.search(rate, search_seconds)
+    return VariantResult(variant, worker, base, searched, base_at_best, base_searched)
