@@ -12,6 +12,7 @@ Usage::
     python -m perf.fanout --consumers 1,10 --srtp both --sizes 200
     python -m perf.fanout --search               # also the highest rate with < 1% loss
     python -m perf.fanout --search-baseline      # and the C forwarder's own highest rate
+    python -m perf.fanout --srtp both --gcm      # SRTP with AEAD_AES_128_GCM
     python -m perf.fanout --json fanout.json     # keep every figure
 
 Without ``--all``, ``--consumers``, ``--srtp`` or ``--sizes`` it runs the default variants
@@ -37,6 +38,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -46,6 +48,7 @@ from perf.fanout_rig import (
     KIND_BY_SIZE,
     MAX_LOSS_PCT,
     SEARCH_STEPS,
+    SRTP_SUITE,
     RunResult,
     Variant,
     VariantResult,
@@ -82,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="consumers per variant, among 1, 10, 100")
     p.add_argument("--srtp", choices=("off", "on", "both"),
                    help="plain RTP, SRTP (AES_CM_128_HMAC_SHA1_80) or both")
+    p.add_argument("--gcm", action="store_true",
+                   help="SRTP variants use AEAD_AES_128_GCM instead of AES_CM_128_HMAC_SHA1_80")
     p.add_argument("--sizes", type=_int_list(tuple(KIND_BY_SIZE)), metavar="B[,B...]",
                    help="payload bytes: 200 (Opus producer), 1200 (VP8 producer)")
     p.add_argument("--all", action="store_true", help="every combination (12 variants)")
@@ -105,15 +110,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def select_variants(args: argparse.Namespace) -> list[Variant]:
     """The variants the command line asks for (see the module docstring)."""
+    suite = "AEAD_AES_128_GCM" if args.gcm else SRTP_SUITE
     if args.all:
         consumers, srtp, sizes = list(CONSUMER_CHOICES), [False, True], list(KIND_BY_SIZE)
     elif args.consumers is None and args.srtp is None and args.sizes is None:
-        return list(DEFAULT_VARIANTS)
+        return [replace(v, suite=suite) for v in DEFAULT_VARIANTS]
     else:
         consumers = args.consumers or [10]
         srtp = {"off": [False], "on": [True], "both": [False, True], None: [False]}[args.srtp]
         sizes = args.sizes or [1200]
-    return [Variant(n, s, b) for n in consumers for s in srtp for b in sizes]
+    return [Variant(n, s, b, suite) for n in consumers for s in srtp for b in sizes]
 
 
 def _cell(value: float | None, fmt: str) -> str:

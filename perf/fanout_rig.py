@@ -71,8 +71,12 @@ PROGRAMS: Final = ("fanout_gen", "fanout_recv", "fanout_fwd")  # Tools' fields, 
 CFLAGS: Final = ("-O2", "-std=gnu11", "-Wall", "-Wextra")
 
 LISTEN_IP: Final = "127.0.0.1"
-SRTP_SUITE: Final = "AES_CM_128_HMAC_SHA1_80"
-SRTP_KEY_BYTES: Final = 30
+SRTP_SUITE: Final = "AES_CM_128_HMAC_SHA1_80"  # the default; AEAD_AES_128_GCM with --gcm
+# crypto suite -> (master key + salt bytes, pylibsrtp profile, the variant name's word)
+SRTP_SUITES: Final = {
+    "AES_CM_128_HMAC_SHA1_80": (30, pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, "srtp"),
+    "AEAD_AES_128_GCM": (28, pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, "gcm"),
+}
 BUFFER_BYTES: Final = 2 * 1024 * 1024  # SO_SNDBUF and SO_RCVBUF asked of every socket
 PRODUCER_SSRC: Final = 0x0FA0_0001
 PT_BY_KIND: Final = {"audio": 111, "video": 96}
@@ -109,11 +113,13 @@ MEDIA_CODECS: Final[list[dict[str, Any]]] = [
 
 @dataclass(frozen=True)
 class Variant:
-    """One configuration: N consumers, SRTP or not, payload bytes (200: Opus, 1200: VP8)."""
+    """One configuration: N consumers, SRTP or not (and its crypto suite), payload bytes (200:
+    Opus, 1200: VP8)."""
 
     consumers: int
     srtp: bool
     size: int
+    suite: str = SRTP_SUITE
 
     @property
     def kind(self) -> str:
@@ -121,7 +127,12 @@ class Variant:
 
     @property
     def name(self) -> str:
-        return f"n{self.consumers}_{'srtp' if self.srtp else 'plain'}_{self.size}"
+        word = SRTP_SUITES[self.suite][2] if self.srtp else "plain"
+        return f"n{self.consumers}_{word}_{self.size}"
+
+    @property
+    def key_bytes(self) -> int:
+        return SRTP_SUITES[self.suite][0]
 
     def default_rate(self) -> int:
         return min(MAX_DEFAULT_INPUT_PPS, DEFAULT_OUTPUT_PPS // self.consumers)
@@ -482,10 +493,11 @@ class Stream:
         self.seq = 0x1000
         self.ts = 0x10000
         self.run = 0
-        self.key = os.urandom(SRTP_KEY_BYTES) if variant.srtp else None
+        self.suite = variant.suite
+        self.key = os.urandom(variant.key_bytes) if variant.srtp else None
         self.session = None if self.key is None else pylibsrtp.Session(pylibsrtp.Policy(
             key=self.key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
-            srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
+            srtp_profile=SRTP_SUITES[variant.suite][1]))
 
     def next_run(self, count: int, kf_interval: int = KEYFRAME_INTERVAL_PACKETS) -> RunSpec:
         self.run += 1
@@ -506,8 +518,8 @@ class Stream:
 # -- the rig ----------------------------------------------------------------------------------
 
 
-def _srtp_parameters(key: bytes) -> dict[str, str]:
-    return {"cryptoSuite": SRTP_SUITE, "keyBase64": base64.b64encode(key).decode()}
+def _srtp_parameters(key: bytes, suite: str) -> dict[str, str]:
+    return {"cryptoSuite": suite, "keyBase64": base64.b64encode(key).decode()}
 
 
 def _producer_parameters(stream: Stream) -> dict[str, Any]:
@@ -601,11 +613,11 @@ class Rig:
         listen = {"protocol": "udp", "ip": LISTEN_IP, "sendBufferSize": self.buffer_bytes,
                   "recvBufferSize": self.buffer_bytes}
         srtp: dict[str, Any] = {"enable_srtp": v.srtp,
-                                "srtp_crypto_suite": SRTP_SUITE if v.srtp else None}
+                                "srtp_crypto_suite": v.suite if v.srtp else None}
         ingress = await router.create_plain_transport(listen_info=listen, rtcp_mux=True,
                                                       comedia=True, **srtp)
         if stream.key is not None:
-            await ingress.connect(srtp_parameters=_srtp_parameters(stream.key))
+            await ingress.connect(srtp_parameters=_srtp_parameters(stream.key, v.suite))
         producer = await ingress.produce(kind=stream.kind,
                                          rtp_parameters=_producer_parameters(stream))
         self._ingress = ingress
@@ -615,9 +627,9 @@ class Rig:
         for port in ports:
             egress = await router.create_plain_transport(listen_info=listen, rtcp_mux=True,
                                                          comedia=False, **srtp)
-            remote_key = os.urandom(SRTP_KEY_BYTES)  # for RTCP from the receiver: it sends none
+            remote_key = os.urandom(v.key_bytes)  # for RTCP from the receiver: it sends none
             await egress.connect(ip=LISTEN_IP, port=port, srtp_parameters=(
-                _srtp_parameters(remote_key) if v.srtp else None))
+                _srtp_parameters(remote_key, v.suite) if v.srtp else None))
             consumer = await egress.consume(producer_id=producer.id, rtp_capabilities=caps)
             params = consumer.rtp_parameters
             key = None

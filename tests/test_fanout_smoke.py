@@ -45,12 +45,15 @@ def _assert_clean(run: RunResult, consumers: int) -> None:
     assert run.cpu_ns > 0 and run.cpu_us_per_output > 0
 
 
-@pytest.mark.parametrize("srtp,size", [(False, 1200), (True, 200)], ids=["plain", "srtp"])
+@pytest.mark.parametrize("srtp,size,suite", [(False, 1200, "AES_CM_128_HMAC_SHA1_80"),
+                                             (True, 200, "AES_CM_128_HMAC_SHA1_80"),
+                                             (True, 1200, "AEAD_AES_128_GCM")],
+                         ids=["plain", "srtp", "gcm"])
 @async_test
 async def test_worker_and_baseline_forward_every_packet_byte_exact(
-    tools: Tools, srtp: bool, size: int
+    tools: Tools, srtp: bool, size: int, suite: str
 ) -> None:
-    variant = Variant(2, srtp, size)
+    variant = Variant(2, srtp, size, suite)
     result = await run_variant(variant, tools, seconds=1.0, rate=RATE_PPS)
     _assert_clean(result.worker, 2)
     assert result.worker.worker_received == RATE_PPS  # the producer transport's own count

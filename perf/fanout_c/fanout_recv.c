@@ -7,9 +7,10 @@
  * line, and answers on stdout:
  *
  *   expect I SSRC PT KEYHEX|-   what consumer I's packets must carry: SSRC and payload type (as
- *                               its rtpParameters say), and with a key (30 bytes, hex) they are
- *                               SRTP AES_CM_128_HMAC_SHA1_80 and are unprotected with it (a new
- *                               libsrtp session, replay window 1024). No answer.
+ *                               its rtpParameters say), and with a key (hex) they are SRTP and
+ *                               are unprotected with it (a new libsrtp session, replay window
+ *                               1024): 30 bytes for AES_CM_128_HMAC_SHA1_80, 28 bytes for
+ *                               AEAD_AES_128_GCM. No answer.
  *   run RUN COUNT KIND SIZE KF SEQ0 TS0
  *                               a run starts: the generator's stream (fanout.h); every counter is
  *                               reset. No answer.
@@ -53,7 +54,8 @@
 #include <unistd.h>
 
 #define MAX_CONSUMERS 1000
-#define SRTP_KEY_BYTES 30
+#define SRTP_KEY_BYTES 30     /* AES_CM_128_HMAC_SHA1_80: 16-byte key, 14-byte salt */
+#define SRTP_GCM_KEY_BYTES 28 /* AEAD_AES_128_GCM: 16-byte key, 12-byte salt */
 #define SRTP_REPLAY_WINDOW 1024
 #define SRTP_REPLAY_FAIL 9
 #define SRTP_REPLAY_OLD 10
@@ -92,6 +94,7 @@ static struct {
     int (*init)(void);
     void (*rtp_default)(struct srtp_crypto_policy *);
     void (*rtcp_default)(struct srtp_crypto_policy *);
+    void (*gcm_128)(struct srtp_crypto_policy *); /* srtp_crypto_policy_set_aes_gcm_128_16_auth */
     int (*create)(void **session, const struct srtp_policy *policy);
     int (*unprotect)(void *session, void *packet, int *len);
     int (*dealloc)(void *session);
@@ -147,6 +150,7 @@ static void load_srtp(const char *path, const char *preload)
     *(void **)&srtp.init = symbol(lib, "srtp_init");
     *(void **)&srtp.rtp_default = symbol(lib, "srtp_crypto_policy_set_rtp_default");
     *(void **)&srtp.rtcp_default = symbol(lib, "srtp_crypto_policy_set_rtcp_default");
+    *(void **)&srtp.gcm_128 = symbol(lib, "srtp_crypto_policy_set_aes_gcm_128_16_auth");
     *(void **)&srtp.create = symbol(lib, "srtp_create");
     *(void **)&srtp.unprotect = symbol(lib, "srtp_unprotect");
     *(void **)&srtp.dealloc = symbol(lib, "srtp_dealloc");
@@ -176,17 +180,19 @@ static void open_sockets(unsigned n, int rcvbuf)
     n_consumers = n;
 }
 
+/* The key's bytes; returns how many (SRTP_KEY_BYTES or SRTP_GCM_KEY_BYTES), or -1. */
 static int hex_key(const char *text, unsigned char key[SRTP_KEY_BYTES])
 {
-    if (strlen(text) != 2 * SRTP_KEY_BYTES)
+    size_t n = strlen(text) / 2;
+    if (strlen(text) % 2 || (n != SRTP_KEY_BYTES && n != SRTP_GCM_KEY_BYTES))
         return -1;
-    for (int k = 0; k < SRTP_KEY_BYTES; k++) {
+    for (size_t k = 0; k < n; k++) {
         unsigned v;
         if (sscanf(text + 2 * k, "%2x", &v) != 1)
             return -1;
         key[k] = (unsigned char)v;
     }
-    return 0;
+    return (int)n;
 }
 
 static void expect(unsigned i, uint32_t ssrc, unsigned pt, const char *key_text)
@@ -205,14 +211,21 @@ static void expect(unsigned i, uint32_t ssrc, unsigned pt, const char *key_text)
     if (!strcmp(key_text, "-"))
         return;
     unsigned char key[SRTP_KEY_BYTES];
-    if (!srtp.create || hex_key(key_text, key)) {
-        fprintf(stderr, "fanout_recv: consumer %u: a key needs --srtp-lib and 60 hex digits\n", i);
+    int key_bytes = srtp.create ? hex_key(key_text, key) : -1;
+    if (key_bytes < 0) {
+        fprintf(stderr, "fanout_recv: consumer %u: a key needs --srtp-lib and 60 (AES-CM) or "
+                        "56 (GCM) hex digits\n", i);
         exit(2);
     }
     struct srtp_policy policy;
     memset(&policy, 0, sizeof policy);
-    srtp.rtp_default(&policy.rtp);
-    srtp.rtcp_default(&policy.rtcp);
+    if (key_bytes == SRTP_GCM_KEY_BYTES) {
+        srtp.gcm_128(&policy.rtp);
+        srtp.gcm_128(&policy.rtcp);
+    } else {
+        srtp.rtp_default(&policy.rtp);
+        srtp.rtcp_default(&policy.rtcp);
+    }
     policy.ssrc.type = SSRC_ANY_INBOUND;
     policy.key = key;
     policy.window_size = SRTP_REPLAY_WINDOW;
