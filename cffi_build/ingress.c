@@ -77,14 +77,19 @@ enum take_result { TAKEN = 0, DROPPED = 1, SLOW = 2 };
 
 /* The stream's checks that leave a packet to Python; nothing is changed before they pass. */
 static int needs_python(const struct mw_ingress_stream *s, const uint8_t *buf,
-                        const struct mw_rtp_header *h)
+                        const struct mw_rtp_header *h, int64_t now_ms)
 {
     if (!s->enabled || !s->pt_ok[h->payload_type & 0x7F] || h->payload_length == 0)
         return 1;
     if (s->nack != NULL) {
         const struct mw_nack_state *n = s->nack;
-        if (!n->has_last || n->pending != 0 ||
-            (uint16_t)(h->sequence_number - (uint16_t)n->last_seq) != 1)
+        if (!n->has_last || (uint16_t)(h->sequence_number - (uint16_t)n->last_seq) != 1)
+            return 1;
+        /* Packets are missing: fine, unless the generator has a request to make now or an
+         * entry to forget (see struct mw_nack_state). */
+        if (n->pending != 0 &&
+            (now_ms >= n->next_ask_ms ||
+             n->oldest < n->last_seq + 1 - MW_INGRESS_NACK_MAX_PACKET_AGE))
             return 1;
     }
     return s->keyframe_codec != 0 &&
@@ -151,7 +156,7 @@ static int take(struct mw_ingress *g, uint32_t i, int64_t now_ms)
     if (mw_rtp_parse(buf, len, &h) != MW_RTP_OK)
         return SLOW;
     struct mw_ingress_stream *s = find_stream(r, h.ssrc);
-    if (s == NULL || needs_python(s, buf, &h))
+    if (s == NULL || needs_python(s, buf, &h, now_ms))
         return SLOW;
     g->flags[i] = 0;
     r->datagrams++;

@@ -19,8 +19,8 @@
  * comes from an address of no route (or there is no remote yet: comedia), was truncated,
  * is not a parsable RTP packet, has an SSRC of no enabled stream (RTX, a new stream, an unknown
  * one), a payload type the producer does not have, no payload (padding), starts a key frame, or
- * is not the next sequence number while the stream has a NACK generator (or its NACK list is
- * not empty). The packet's SRTP is already removed when it is left to Python after the C
+ * is not the next sequence number while the stream has a NACK generator (or its NACK list has
+ * an entry due for its first request, or one too old to keep). The packet's SRTP is already removed when it is left to Python after the C
  * unprotected it: flags[i] has MW_INGRESS_UNPROTECTED and lengths[i] is the plain length.
  *
  * Python owns every decision: it builds the routes (one per transport receiving on the
@@ -46,17 +46,23 @@
 enum mw_ingress_limits {
     MW_INGRESS_BATCH = 64,        /* datagrams one run receives at most */
     MW_INGRESS_MIN_WANT = 4,      /* the adaptive batch size never goes below this */
-    MW_INGRESS_UNPROTECTED = 0x80 /* flags[i]: the C removed this datagram's SRTP */
+    MW_INGRESS_UNPROTECTED = 0x80, /* flags[i]: the C removed this datagram's SRTP */
+    MW_INGRESS_NACK_MAX_PACKET_AGE = 10000 /* NackGenerator's NACK_MAX_PACKET_AGE */
 };
 
 /* What NackGenerator (worker/nack_generator.py) shares with the C: its highest sequence
- * number and whether its lists are empty. The C only advances last_seq by one, and only when
- * pending is 0. */
+ * number, the size of its list, when its next first request falls due and its oldest entry.
+ * The next packet in order changes nothing in the generator but the highest number as long as
+ * no entry is due for its first request (now < next_ask_ms) and none is too old to keep
+ * (oldest >= that packet's number - MW_INGRESS_NACK_MAX_PACKET_AGE): then the C takes it and
+ * only advances last_seq, even while packets are missing. */
 struct mw_nack_state {
-    int64_t last_seq;   /* extended highest sequence number seen; meaningful when has_last */
+    int64_t last_seq;     /* extended highest sequence number seen; meaningful when has_last */
     uint8_t has_last;
     uint8_t reserved[3];
-    uint32_t pending;   /* entries in the NACK list (non-zero: every packet goes to Python) */
+    uint32_t pending;     /* entries in the NACK list */
+    int64_t next_ask_ms;  /* when an entry never asked for becomes due (INT64_MAX: none) */
+    int64_t oldest;       /* extended sequence number of the oldest entry (when pending) */
 };
 
 /* One producer stream the C may take packets of (set by Python). */

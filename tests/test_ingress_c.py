@@ -28,7 +28,7 @@ from worker._fast.srtp import SrtpContext, SrtpProfile, srtp_api
 from worker.bufferpool import BufferPool
 from worker.fast_ingress import addr_sort_key
 from worker.keyframe import keyframe_codec
-from worker.nack_generator import NackGenerator
+from worker.nack_generator import NACK_MAX_PACKET_AGE, NackGenerator
 from worker.retransmission_buffer import RetransmissionBuffer
 from worker.rtp_stream_stats import RecvStreamStats
 
@@ -187,10 +187,31 @@ def test_the_first_datagram_that_needs_python_stops_the_walk_and_resume_goes_on(
         assert [_seq(o) for o in p.forwarded()] == [4]
         p.stats.receive_packet(6, 18000, 212, 200, NOW)
         p.nack.receive(6, False, False, NOW)
-        assert p.nack.shared.pending == 1  # 5 is missing: nothing is taken until it comes
-        assert p.resume(5) == 5
+        assert p.nack.shared.pending == 1  # 5 is missing; its first request is due in 10 ms
+        assert p.resume(5) == 6  # so 7 is the C's all the same
+        assert [_seq(o) for o in p.forwarded()] == [7]
+        assert p.nack.shared.last_seq == (1 << 16) + 7 and p.nack.pending == [5]
         lib.mw_ingress_release(p.g)
         assert p.in_pool.in_use == 0 and p.g.lent == 0
+
+
+def test_missing_packets_leave_the_next_ones_to_the_c_until_a_request_is_due() -> None:
+    for age, taken in ((5, True), (20, False)):  # the first request is due 10 ms after the gap
+        with path() as p:
+            p.stats.receive_packet(2, 6000, 212, 200, NOW - age)
+            p.nack.receive(2, False, False, NOW - age)  # 1 is missing since NOW - age
+            assert p.nack.shared.pending == 1
+            p.send(vp8(3), vp8(4))
+            r = p.run()
+            assert r.slow_from == (2 if taken else 0), age
+            if not taken:
+                lib.mw_ingress_release(p.g)
+            assert p.in_pool.in_use == 0
+            assert p.nack.pending == [1]
+
+
+def test_the_c_and_the_generator_agree_on_how_old_an_entry_may_get() -> None:
+    assert lib.MW_INGRESS_NACK_MAX_PACKET_AGE == NACK_MAX_PACKET_AGE
 
 
 def test_what_is_left_to_python() -> None:

@@ -22,10 +22,11 @@ Rules, as mediasoup:
 Sequence numbers are unwrapped to unbounded integers inside; outputs are 16-bit values in RTP
 order, ready for an RTCP NACK (``worker._fast.Nack(lost=...)``).
 
-The highest sequence number and the size of the list live in a ``struct mw_nack_state``
-(:attr:`NackGenerator.shared`), which the C receive path (``cffi_build/ingress.h``) reads and
-advances: while the list is empty, the next packet in order changes nothing here but the highest
-sequence number, so the C takes it without calling this class.
+The highest sequence number, the size of the list, its oldest entry and when its next first
+request falls due live in a ``struct mw_nack_state`` (:attr:`NackGenerator.shared`), which the
+C receive path (``cffi_build/ingress.h``) reads and advances: as long as no first request is due
+and no entry is too old to keep, the next packet in order changes nothing here but the highest
+sequence number, so the C takes it without calling this class, even while packets are missing.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class NackOutput:
     was_nacked: bool = False  # this late packet was one we had NACKed at least once
 
 
+_NEVER: Final = (1 << 63) - 1  # next_ask_ms when no entry waits for its first request
 _NOTHING: Final = NackOutput()
 _WAS_NACKED: Final = NackOutput(was_nacked=True)
 
@@ -101,8 +103,18 @@ class NackGenerator:
         shared.last_seq = 0 if value is None else value
 
     def _publish(self) -> None:
-        """Tell the C receive path whether the list is empty (it takes packets only then)."""
-        self.shared.pending = len(self._nack_list)
+        """Tell the C receive path what lets it take the next packet in order without this
+        class: the list's size, its oldest entry, and when its next first request falls due
+        (the entries never asked for are the newest: see :meth:`_first_asks`)."""
+        shared = self.shared
+        nack_list = self._nack_list
+        shared.pending = len(nack_list)
+        if not nack_list:
+            return
+        shared.oldest = next(iter(nack_list))
+        unasked = self._first_asks()
+        shared.next_ask_ms = (nack_list[unasked[0]].created_at_ms + self.send_nack_delay_ms
+                              if unasked else _NEVER)
 
     @property
     def pending(self) -> list[int]:
