@@ -121,7 +121,6 @@ class SocketTransport(Transport):
         self.packets_from_unknown = 0
         self.packets_ignored = 0
         self.srtcp_failed = 0
-        self._bytes_received = 0  # what the Python path saw; the C path counts its own
         self.bytes_sent = 0
         port_range = (ctx.settings.rtc_min_port, ctx.settings.rtc_max_port)
         self._rtp = self._open(parse_listen_info(data.get("listenInfo"), port_range, ("udp",)))
@@ -143,10 +142,6 @@ class SocketTransport(Transport):
         return _Endpoint(info, udp)
 
     # -- dump, stats ------------------------------------------------------------------------
-
-    @property
-    def bytes_received(self) -> int:
-        return self._bytes_received + self.fast_bytes_received()
 
     def srtp_parameters(self) -> dict[str, Any] | None:
         """Our SRTP parameters (the key we protect with), for the remote side."""
@@ -286,10 +281,7 @@ class SocketTransport(Transport):
             if self.enable_srtp and self._srtp_in is None:
                 self.packets_ignored += 1  # keys come with connect
                 return
-            srtp = None if sock.current_unprotected else self._srtp_in
-            self.ingress.receive(sock.current_slot, len(view), srtp, self._media_flush.add)
-            if not self.closed:
-                self.attach_fast_path(sock)  # once media flows (once per socket)
+            self.receive_udp_rtp(sock, len(view), self._media_flush.add)
         else:
             self.packets_ignored += 1
 

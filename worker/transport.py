@@ -73,6 +73,7 @@ class Transport(Entity):
         self.rtp_listener = RtpListener()
         self._ingress: MediaIngress | None = None
         self._fast_paths: list[FastRoute] = []  # our routes in C receive paths
+        self._bytes_received = 0  # what the Python path saw; the C path counts its own
         self.twcc_counter = TwccCounter()
         self.trace_types: set[str] = set()
         self._next_mid = 0
@@ -119,6 +120,20 @@ class Transport(Entity):
         """The one address whose RTP the C receive path of socket ``udp`` may take, or None
         (the C takes nothing): only transports with a fixed remote address have one."""
         return None
+
+    def receive_udp_rtp(self, sock: UdpSocket, length: int, flush_hook: Any) -> None:
+        """An RTP packet the socket is delivering (in its current slot): into the media path,
+        unprotected with :meth:`srtp_in` unless the C receive path already did it; then the
+        socket's C receive path may take our next packets (:meth:`attach_fast_path`)."""
+        srtp = None if sock.current_unprotected else self.srtp_in()
+        self.ingress.receive(sock.current_slot, length, srtp, flush_hook)
+        if not self.closed:
+            self.attach_fast_path(sock)
+
+    @property
+    def bytes_received(self) -> int:
+        """What the Python path counted (``_bytes_received``) and what the C took."""
+        return self._bytes_received + self.fast_bytes_received()
 
     def attach_fast_path(self, udp: UdpSocket) -> None:
         """Let the C receive path of socket ``udp`` (:mod:`worker.fast_ingress`) take our

@@ -148,7 +148,6 @@ class WebRtcTransport(Transport):
         self._srtp_out: SrtpContext | None = None
         self._sink_id: int | None = None  # our deferred sink while a TCP tuple is selected
         self.srtcp_failed = 0
-        self._bytes_received = 0  # what the Python path saw; the C path counts its own
         self.bytes_sent = 0
         self.packets_ignored = 0
         self.stun_malformed = 0
@@ -296,10 +295,6 @@ class WebRtcTransport(Transport):
             return None
         return tup.remote_ip, tup.remote_port
 
-    @property
-    def bytes_received(self) -> int:
-        return self._bytes_received + self.fast_bytes_received()
-
     def send_target(self, consumer: object = None) -> tuple[int, tuple[str, int]] | None:
         tup = self.ice.selected
         if tup is None or self._srtp_out is None:
@@ -340,12 +335,7 @@ class WebRtcTransport(Transport):
             self.receive_rtcp(plain)
             return
         if tup.connection is None:
-            sock = tup.socket
-            srtp = None if sock.current_unprotected else self._srtp_in
-            self.ingress.receive(sock.current_slot, len(data), srtp,
-                                 self._listener.media_flush.add)
-            if not self.closed:
-                self.attach_fast_path(sock)  # once media flows on it (once per socket)
+            self.receive_udp_rtp(tup.socket, len(data), self._listener.media_flush.add)
             return
         self.receive_rtp_copy(data, self._srtp_in)  # a TCP frame
 
