@@ -280,6 +280,18 @@ class RecvReports(_StreamStats, metaclass=ABCMeta):
     @abstractmethod
     def jitter(self) -> float: ...
 
+    # RTCP feedback we sent for this stream.
+
+    def nack_sent(self, packets: int) -> None:
+        self.nack_count += 1
+        self.nack_packet_count += packets
+
+    def pli_sent(self) -> None:
+        self.pli_count += 1
+
+    def fir_sent(self) -> None:
+        self.fir_count += 1
+
     def _settle(self) -> None:
         """Bring the score up to date with what the per-packet path recorded (if anything)."""
 
@@ -576,16 +588,6 @@ class RecvStreamStats(RecvReports):
         _nacked_received(self.c_stream)
 
     # -- the rest ---------------------------------------------------------------------------------
-
-    def nack_sent(self, packets: int) -> None:
-        self.nack_count += 1
-        self.nack_packet_count += packets
-
-    def pli_sent(self) -> None:
-        self.pli_count += 1
-
-    def fir_sent(self) -> None:
-        self.fir_count += 1
 
     def pause(self) -> None:
         self._settle()

@@ -161,16 +161,6 @@ class RefRecvStreamStats(RecvReports):
         self.packets_retransmitted += 1
         self.packets_repaired += 1
 
-    def nack_sent(self, packets: int) -> None:
-        self.nack_count += 1
-        self.nack_packet_count += packets
-
-    def pli_sent(self) -> None:
-        self.pli_count += 1
-
-    def fir_sent(self) -> None:
-        self.fir_count += 1
-
     def pause(self) -> None:
         self._paused = True
         self.deadline = None
