@@ -122,10 +122,10 @@ class FastSocket:
     def refresh(self) -> None:
         """Bring every stale route up to date and publish the active ones, sorted by source
         address as the C's binary search wants them."""
-        self.stale = False
         for route in self.routes:
             if route.stale:
                 route.refresh()
+        self.stale = False
         self._publish()
 
     def _publish(self) -> None:
@@ -178,10 +178,10 @@ class FastRoute:
     def refresh(self) -> None:
         """Rebuild the stream entries, the source address and the SRTP session from the
         transport's state (after a routing or state change; not per packet)."""
-        self.stale = False
         ingress = self._ingress
         if ingress.dirty:
-            ingress.rebuild()
+            ingress.rebuild()  # marks us stale: before we are not
+        self.stale = False
         transport = ingress.transport
         r = self.struct
         self.active = False
