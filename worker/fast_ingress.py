@@ -159,7 +159,7 @@ class FastRoute:
         self._queue = (ffi.new("uint32_t[]", lib.MW_INGRESS_BATCH),
                        ffi.new("uint32_t[]", lib.MW_INGRESS_BATCH))
         r.queue_slots, r.queue_lengths = self._queue
-        self._streams: Any = ffi.NULL
+        self._streams: Any = None  # the stream entries and the streams they point into
         self._arrays: list[Any] = []
         self._key = b""
         self.active = False  # in the socket's routes (a source address, SRTP ready, ...)
@@ -193,7 +193,9 @@ class FastRoute:
         entries = ffi.new("struct mw_ingress_stream[]", max(len(producers), 1))
         for entry, producer in zip(entries, producers, strict=False):
             self._fill(entry, producer)
-        self._streams = entries
+        # The entries point at each stream's C state (statistics, NACK, store): the streams
+        # live as long as the entries do, even past a producer's close until the next refresh.
+        self._streams = (entries, [p.stream for p in producers])
         r.streams, r.stream_count = entries, len(producers)
         if remote is None or transport.closed or (r.srtp and srtp is None):
             return
@@ -235,7 +237,7 @@ class FastRoute:
         self.socket.remove(self)
         r = self.struct
         r.streams, r.stream_count = ffi.NULL, 0
-        self._streams = ffi.NULL
+        self._streams = None
         self._set_srtp(None)
 
 
